@@ -1,0 +1,31 @@
+// The subcommands of ipfs-accelerate. Each returns the process exit code (see main.cpp).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "mpi/loops.hpp"
+
+namespace ipfsa::cli {
+
+struct RunOptions {
+  std::string campaign;  // empty: embedded default
+  std::string out_dir;
+  std::string store;
+  int coordinators = 1;
+  std::uint32_t prefetch = 2;
+  mpi::Timing timing;
+};
+
+struct ValidateOptions {
+  std::string campaign;
+  bool list = false;
+};
+
+// MPI contract: every rank calls run_command; it calls MPI_Init and MPI_Finalize.
+int run_command(const RunOptions& options);
+int validate_command(const ValidateOptions& options);
+int store_show_command(const std::string& path, const std::string& run_id, bool all);
+int kinds_command();
+
+}  // namespace ipfsa::cli

@@ -1,0 +1,111 @@
+// ipfs-accelerate: the one binary every MPI rank runs. Parses the command line (CLI11) and hands
+// over to a command. Exceptions stop here and become exit codes (../STYLE.md §4):
+//   0 all tasks passed · 1 some task did not pass · 2 usage or input error · 3 infrastructure failure.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "core/version.hpp"
+#include "exec/executor.hpp"
+
+namespace {
+
+// Rank as mpirun announces it, readable before MPI_Init; 0 outside mpirun.
+int launcher_rank() {
+  const char* r = std::getenv("OMPI_COMM_WORLD_RANK");
+  if (!r) r = std::getenv("PMI_RANK");
+  return r ? std::atoi(r) : 0;
+}
+
+void setup_logging(const std::string& level, int rank) {
+  auto logger = spdlog::stderr_logger_mt("ipfsa");
+  logger->set_pattern(rank >= 0 ? "[%H:%M:%S.%e] [rank " + std::to_string(rank) + "] [%^%l%$] %v"
+                                : "[%H:%M:%S.%e] [%^%l%$] %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // The executor is spawned as `ipfs-accelerate __executor`: no CLI, no MPI, no logging set-up.
+  if (argc == 2 && std::string_view(argv[1]) == "__executor") return ipfsa::exec::executor_main();
+
+  const int rank = launcher_rank();
+  CLI::App app{"ipfs-accelerate: distributed test and benchmark campaigns for ML inference on MPI"};
+  app.set_version_flag("--version", std::string("ipfs-accelerate ") + ipfsa::kVersion + " (" + ipfsa::kGitCommit + ")");
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  ipfsa::cli::RunOptions run;
+  auto* run_cmd = app.add_subcommand("run", "Run a campaign (under mpirun: rank 0 coordinates, the others work)");
+  run_cmd->add_option("campaign", run.campaign, "Campaign YAML file (default: the embedded default campaign)");
+  run_cmd->add_option("--out", run.out_dir, "Output folder for summary.json and results.csv (default: results/runs/RUN_ID)");
+  run_cmd->add_option("--store", run.store, "HDF5 trend store (default: the campaign's `store`, else results/trends.h5)");
+  run_cmd->add_option("--coordinators", run.coordinators, "Coordinator ranks 0..N-1 (1; 3 and 5 arrive with the HA quorum)")
+      ->check(CLI::PositiveNumber);
+  run_cmd->add_option("--prefetch", run.prefetch, "Tasks queued ahead on each worker")->check(CLI::Range(1, 4096));
+  run_cmd->add_option("--heartbeat-ms", run.timing.heartbeat_ms, "Heartbeat interval")->check(CLI::Range(10, 60000));
+  run_cmd->add_option("--worker-timeout-ms", run.timing.worker_timeout_ms, "Silence after which a worker is lost")
+      ->check(CLI::Range(100, 3600000));
+  run_cmd->add_option("--coordinator-timeout-ms", run.timing.coordinator_timeout_ms,
+                      "Silence after which a worker gives up on the coordinator")
+      ->check(CLI::Range(100, 3600000));
+  run_cmd->add_option("--join-timeout-ms", run.timing.join_timeout_ms, "Time for all ranks to join")
+      ->check(CLI::Range(100, 3600000));
+
+  ipfsa::cli::ValidateOptions validate;
+  auto* validate_cmd = app.add_subcommand("validate", "Check a campaign file and print what it expands to");
+  validate_cmd->add_option("campaign", validate.campaign, "Campaign YAML file")->required();
+  validate_cmd->add_flag("--list", validate.list, "List every task id");
+
+  std::string store_path, store_run;
+  bool store_all = false;
+  auto* store_cmd = app.add_subcommand("store", "Inspect the HDF5 trend store");
+  store_cmd->require_subcommand(1);
+  auto* show_cmd = store_cmd->add_subcommand("show", "List runs and the results of the newest (or --run) run");
+  show_cmd->add_option("file", store_path, "Trend store (.h5)")->required();
+  show_cmd->add_option("--run", store_run, "Run id to show");
+  show_cmd->add_flag("--all", store_all, "Show every attempt, not only final results");
+
+  app.add_subcommand("kinds", "List the task kinds a campaign can use");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    if (rank == 0) return app.exit(e);
+    return 0;
+  } catch (const CLI::CallForAllHelp& e) {
+    if (rank == 0) return app.exit(e);
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    if (rank == 0) return app.exit(e);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    if (rank == 0) {
+      std::cerr << "ipfs-accelerate: " << e.what() << "\n";
+      std::cerr << "Run 'ipfs-accelerate --help' for usage.\n";
+    }
+    return 2;
+  }
+
+  try {
+    if (run_cmd->parsed()) {
+      setup_logging(log_level, rank);
+      return ipfsa::cli::run_command(run);
+    }
+    setup_logging(log_level, -1);
+    if (validate_cmd->parsed()) return ipfsa::cli::validate_command(validate);
+    if (show_cmd->parsed()) return ipfsa::cli::store_show_command(store_path, store_run, store_all);
+    return ipfsa::cli::kinds_command();
+  } catch (const std::exception& e) {
+    std::cerr << "ipfs-accelerate: internal error: " << e.what() << "\n";
+    return 3;
+  }
+}

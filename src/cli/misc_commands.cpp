@@ -1,0 +1,46 @@
+// `validate`, `store show`, `kinds`: single-process commands (no MPI).
+#include <iostream>
+#include <map>
+
+#include "cli/commands.hpp"
+#include "config/campaign_loader.hpp"
+#include "engine/kinds.hpp"
+#include "store/store_show.hpp"
+
+namespace ipfsa::cli {
+
+int validate_command(const ValidateOptions& o) {
+  auto campaign = config::load_campaign_file(o.campaign, config::LoadContext{engine::kind_names(), {}});
+  if (!campaign) {
+    std::cerr << "ipfs-accelerate: " << campaign.error().message << "\n";
+    return static_cast<int>(campaign.error().code);
+  }
+  std::map<std::string, int> by_kind;
+  int tiers[core::kPriorityTiers] = {};
+  for (const auto& t : campaign->tasks) {
+    ++by_kind[t.kind];
+    ++tiers[static_cast<int>(t.priority)];
+  }
+  std::cout << o.campaign << ": OK: campaign '" << campaign->name << "', " << campaign->tasks.size() << " tasks ("
+            << tiers[0] << " critical, " << tiers[1] << " high, " << tiers[2] << " medium)\n";
+  for (const auto& [kind, n] : by_kind) std::cout << "  " << kind << ": " << n << "\n";
+  if (o.list)
+    for (const auto& t : campaign->tasks) std::cout << t.index << "\t" << core::to_string(t.priority) << "\t" << t.id << "\n";
+  return 0;
+}
+
+int store_show_command(const std::string& path, const std::string& run_id, bool all) {
+  auto shown = store::show_store(path, run_id, all, std::cout);
+  if (!shown) {
+    std::cerr << "ipfs-accelerate: " << shown.error().message << "\n";
+    return static_cast<int>(shown.error().code);
+  }
+  return 0;
+}
+
+int kinds_command() {
+  for (const auto& k : engine::builtin_kinds()) std::cout << k.name << "\t" << k.description << "\n";
+  return 0;
+}
+
+}  // namespace ipfsa::cli

@@ -1,0 +1,81 @@
+// Serialization of core types with cereal's portable binary archive (endianness-safe), used on the
+// MPI wire (mpi/) and the worker <-> executor pipe (src/exec). Non-intrusive: core stays free of
+// third-party headers. Field order is the format; append new fields at the end of a function and
+// bump kWireVersion.
+#pragma once
+
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/vector.hpp>
+
+#include <istream>
+#include <sstream>
+#include <streambuf>
+#include <string>
+#include <string_view>
+
+#include "core/error.hpp"
+#include "core/scheduler.hpp"
+#include "core/task.hpp"
+
+namespace ipfsa::core {
+
+template <class A>
+void serialize(A& a, TaskSpec& t) {
+  a(t.index, t.id, t.kind, t.model, t.hardware, t.precision, t.batch, t.seq_len, t.scenario,
+    t.priority, t.repeats, t.warmup, t.timeout_s, t.retries, t.memory_mb, t.params);
+}
+
+template <class A>
+void serialize(A& a, TaskOutcome& o) {
+  a(o.status, o.signal, o.error, o.samples_s, o.throughput, o.peak_memory_bytes, o.acc_cosine,
+    o.acc_rel_error, o.acc_kl, o.acc_top1, o.metrics);
+}
+
+template <class A>
+void serialize(A& a, WorkerInfo& w) {
+  a(w.rank, w.host, w.cpu_model, w.cpu_features, w.cores, w.memory_bytes, w.gpus, w.gpu_name,
+    w.gpu_cc, w.gpu_memory_bytes);
+}
+
+}  // namespace ipfsa::core
+
+namespace ipfsa::wire {
+
+inline constexpr std::uint32_t kWireVersion = 1;
+
+// Serializes any value that has a cereal serialize function.
+template <typename T>
+std::string encode(const T& value) {
+  std::ostringstream os(std::ios::binary);
+  {
+    cereal::PortableBinaryOutputArchive ar(os);
+    ar(value);
+  }
+  return std::move(os).str();
+}
+
+// Deserializes bytes produced by encode<T>. A truncated or malformed buffer is an Error, never UB.
+template <typename T>
+Result<T> decode(std::string_view bytes) {
+  // Reads in place: no copy of the buffer.
+  struct ViewBuf : std::streambuf {
+    explicit ViewBuf(std::string_view s) {
+      char* p = const_cast<char*>(s.data());  // NOLINT: get area is only read
+      setg(p, p, p + s.size());
+    }
+  };
+  try {
+    ViewBuf buf(bytes);
+    std::istream is(&buf);
+    cereal::PortableBinaryInputArchive ar(is);
+    T value{};
+    ar(value);
+    return value;
+  } catch (const std::exception& e) {
+    return input_error(std::string("malformed message: ") + e.what());
+  }
+}
+
+}  // namespace ipfsa::wire
