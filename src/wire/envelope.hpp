@@ -32,14 +32,15 @@ struct Envelope {
 
 inline std::uint64_t envelope_checksum(std::uint32_t version, std::uint8_t type, std::int32_t from,
                                        std::uint64_t seq, std::string_view body) {
-  XXH3_state_t state;
-  XXH3_64bits_reset(&state);
-  XXH3_64bits_update(&state, &version, sizeof version);
-  XXH3_64bits_update(&state, &type, sizeof type);
-  XXH3_64bits_update(&state, &from, sizeof from);
-  XXH3_64bits_update(&state, &seq, sizeof seq);
-  XXH3_64bits_update(&state, body.data(), body.size());
-  return XXH3_64bits_digest(&state);
+  // The header fields seed the hash of the body, so a change to either changes the checksum.
+  struct Header {
+    std::uint64_t seq;
+    std::uint32_t version;
+    std::int32_t from;
+    std::uint64_t type;
+  } h{seq, version, from, type};
+  const std::uint64_t seed = XXH3_64bits(&h, sizeof h);
+  return XXH3_64bits_withSeed(body.data(), body.size(), seed);
 }
 
 inline std::string seal(std::uint8_t type, std::int32_t from, std::uint64_t seq, std::string body) {

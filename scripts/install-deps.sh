@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ipfs-accelerate needs, only those missing (idempotent; a no-op
+# taking well under a second when everything is present). Used by scripts/demo.sh and
+# scripts/test.sh. CUDA is not installed here: the CUDA backend is built whenever nvcc is found
+# (e.g. /usr/local/cuda/bin/nvcc from NVIDIA's toolkit).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  openmpi-bin libopenmpi-dev
+  libhdf5-dev hdf5-tools
+  libeigen3-dev libcli11-dev libyaml-cpp-dev nlohmann-json3-dev libcereal-dev libxxhash-dev
+  libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-h5py python3-numpy python3-pandas python3-mpi4py
+  procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 2; }
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >&2 || true
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
