@@ -1,0 +1,100 @@
+// Wire format: round trips of the core types, and the envelope's integrity check (M2).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "wire/envelope.hpp"
+#include "wire/serialize.hpp"
+
+namespace ipfsa {
+namespace {
+
+core::TaskSpec sample_task() {
+  core::TaskSpec t;
+  t.index = 42;
+  t.id = "gemm.eigen[k=64,m=128,n=128]/cpu/fp32/b1/s0/latency";
+  t.kind = "gemm.eigen";
+  t.model = "gemm.eigen";
+  t.priority = core::Priority::kHigh;
+  t.timeout_s = 12.5;
+  t.memory_mb = 4096;
+  t.params = {{"k", "64"}, {"m", "128"}, {"n", "128"}};
+  return t;
+}
+
+TEST(Wire, TaskSpecRoundTrip) {
+  const auto t = sample_task();
+  auto back = wire::decode<core::TaskSpec>(wire::encode(t));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->index, t.index);
+  EXPECT_EQ(back->id, t.id);
+  EXPECT_EQ(back->priority, t.priority);
+  EXPECT_EQ(back->timeout_s, t.timeout_s);
+  EXPECT_EQ(back->memory_mb, t.memory_mb);
+  EXPECT_EQ(back->params, t.params);
+}
+
+TEST(Wire, OutcomeRoundTripKeepsNaNAndSamples) {
+  core::TaskOutcome o;
+  o.status = core::TaskStatus::kCrashed;
+  o.signal = 11;
+  o.error = "killed by signal 11 (SIGSEGV)";
+  o.samples_s = {0.001, 0.002, 0.0015};
+  o.metrics = {{"gflops", 12.5}};
+  auto back = wire::decode<core::TaskOutcome>(wire::encode(o));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->status, o.status);
+  EXPECT_EQ(back->signal, 11);
+  EXPECT_EQ(back->samples_s, o.samples_s);
+  EXPECT_TRUE(std::isnan(back->acc_cosine));
+  EXPECT_EQ(back->metrics, o.metrics);
+}
+
+TEST(Wire, TruncatedBufferIsAnErrorNotACrash) {
+  const auto bytes = wire::encode(sample_task());
+  for (std::size_t n = 0; n < bytes.size(); n += 7) {
+    auto r = wire::decode<core::TaskSpec>(std::string_view(bytes).substr(0, n));
+    EXPECT_FALSE(r.ok()) << "prefix of " << n << " bytes decoded";
+  }
+}
+
+TEST(Envelope, OpensWhatSealMade) {
+  const auto sealed = wire::seal(3, 5, 77, "payload");
+  auto e = wire::open(sealed, 5);
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  EXPECT_EQ(e->type, 3);
+  EXPECT_EQ(e->seq, 77u);
+  EXPECT_EQ(e->body, "payload");
+}
+
+TEST(Envelope, EveryFlippedBitIsRejected) {
+  const auto sealed = wire::seal(3, 5, 77, std::string(100, 'q'));
+  int accepted = 0;
+  for (std::size_t i = 0; i < sealed.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = sealed;
+      bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
+      if (wire::open(bad, 5).ok()) ++accepted;
+    }
+  }
+  EXPECT_EQ(accepted, 0);
+}
+
+TEST(Envelope, WrongSenderIsRejected) {
+  const auto sealed = wire::seal(3, 5, 1, "x");
+  auto e = wire::open(sealed, 6);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("sent by rank 6"), std::string::npos);
+}
+
+TEST(Envelope, RandomGarbageIsRejected) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string junk(rng() % 200, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng());
+    EXPECT_FALSE(wire::open(junk, 0).ok());
+  }
+}
+
+}  // namespace
+}  // namespace ipfsa
