@@ -16,5 +16,12 @@ rm -f /tmp/ipfsa-demo.$$.log
 if [ -n "$store" ]; then
   build/ipfs-accelerate store show "$store" | tail -n 30
 fi
+# Open MPI 4.1's mpirun exits 0 for --enable-recovery jobs whatever rank 0 returns: take the run's
+# own exit code from summary.json.
+if [ -n "$results" ] && [ -f "$results/summary.json" ]; then
+  rc=$("$IPFSA_PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["exit_code"])' "$results/summary.json")
+else
+  rc=3
+fi
 echo "results: ${results:-none}"
 exit "$rc"

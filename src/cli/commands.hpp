@@ -15,6 +15,7 @@ struct RunOptions {
   int coordinators = 1;
   std::uint32_t prefetch = 2;
   mpi::Timing timing;
+  std::string status_file;  // rank 0 writes its exit code here (see launch.hpp)
 };
 
 struct ValidateOptions {

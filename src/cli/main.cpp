@@ -6,9 +6,11 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "cli/launch.hpp"
 #include "core/version.hpp"
 #include "exec/executor.hpp"
 
@@ -19,6 +21,12 @@ int launcher_rank() {
   const char* r = std::getenv("OMPI_COMM_WORLD_RANK");
   if (!r) r = std::getenv("PMI_RANK");
   return r ? std::atoi(r) : 0;
+}
+
+// A usage error under `launch`: tell the launcher through the status file, if one was named.
+void write_status_file_from_argv(int argc, char** argv, int code) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string_view(argv[i]) == "--status-file") std::ofstream(argv[i + 1]) << code << "\n";
 }
 
 void setup_logging(const std::string& level, int rank) {
@@ -39,6 +47,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ipfs-accelerate: distributed test and benchmark campaigns for ML inference on MPI"};
   app.set_version_flag("--version", std::string("ipfs-accelerate ") + ipfsa::kVersion + " (" + ipfsa::kGitCommit + ")");
   app.require_subcommand(1);
+  app.fallthrough();  // global options (--log-level) may follow the subcommand
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -59,6 +68,16 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100, 3600000));
   run_cmd->add_option("--join-timeout-ms", run.timing.join_timeout_ms, "Time for all ranks to join")
       ->check(CLI::Range(100, 3600000));
+
+  run_cmd->add_option("--status-file", run.status_file, "Rank 0 writes the run's exit code to this file");
+
+  ipfsa::cli::LaunchOptions launch;
+  auto* launch_cmd = app.add_subcommand(
+      "launch", "Run `mpirun --enable-recovery -np N ipfs-accelerate run ARGS` and exit with the run's exit code");
+  launch_cmd->add_option("-n,--np", launch.np, "MPI ranks (1 coordinator + N-1 workers)")->check(CLI::Range(2, 100000));
+  launch_cmd->add_option("--mpirun", launch.mpirun, "mpirun to use");
+  launch_cmd->add_option("--mpirun-arg", launch.mpirun_args, "Extra argument for mpirun (repeatable)");
+  launch_cmd->add_option("args", launch.run_args, "Arguments for `run` (after --)");
 
   ipfsa::cli::ValidateOptions validate;
   auto* validate_cmd = app.add_subcommand("validate", "Check a campaign file and print what it expands to");
@@ -91,6 +110,7 @@ int main(int argc, char** argv) {
     if (rank == 0) {
       std::cerr << "ipfs-accelerate: " << e.what() << "\n";
       std::cerr << "Run 'ipfs-accelerate --help' for usage.\n";
+      write_status_file_from_argv(argc, argv, 2);
     }
     return 2;
   }
@@ -100,6 +120,7 @@ int main(int argc, char** argv) {
       setup_logging(log_level, rank);
       return ipfsa::cli::run_command(run);
     }
+    if (launch_cmd->parsed()) return ipfsa::cli::launch_command(launch);
     setup_logging(log_level, -1);
     if (validate_cmd->parsed()) return ipfsa::cli::validate_command(validate);
     if (show_cmd->parsed()) return ipfsa::cli::store_show_command(store_path, store_run, store_all);

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <random>
 
@@ -178,6 +179,10 @@ int run_command(const RunOptions& o) {
   {
     mpi::MpiTransport transport;  // collective: MPI_Comm_dup
     code = transport.rank() == 0 ? coordinate(transport, o) : work(transport, o);
+    if (transport.rank() == 0 && !o.status_file.empty()) {
+      std::ofstream status(o.status_file);
+      status << code << "\n";
+    }
   }
   MPI_Finalize();
   return code;

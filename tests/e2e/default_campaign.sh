@@ -8,6 +8,7 @@ rc=$?
 set -e
 cat run.log
 expect_eq "$rc" 0 "exit code (stderr: $(tail -5 run.err))"
+expect_eq "$(json out/summary.json exit_code)" 0 "summary exit_code"
 total=$(json out/summary.json tasks_total)
 [ "$total" -gt 0 ] || fail "no tasks"
 expect_eq "$(json out/summary.json tasks_passed)" "$total" "tasks_passed"
