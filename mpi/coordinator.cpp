@@ -23,7 +23,10 @@ class Coordinator {
  public:
   Coordinator(core::Transport& t, std::span<const core::TaskSpec> tasks, core::ResultSink& sink,
               const CoordinatorConfig& cfg)
-      : t_(t), tasks_(tasks), sink_(sink), cfg_(cfg),
+      : t_(t),
+        tasks_(tasks),
+        sink_(sink),
+        cfg_(cfg),
         sched_(tasks, core::SchedulerOptions{std::max<std::uint32_t>(1, cfg.prefetch)}) {}
 
   CoordinatorReport run() {

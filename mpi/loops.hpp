@@ -19,16 +19,16 @@
 namespace ipfsa::mpi {
 
 struct Timing {
-  int heartbeat_ms = 200;             // both directions
-  int worker_timeout_ms = 5000;       // coordinator declares a silent worker lost
-  int coordinator_timeout_ms = 30000; // a worker gives up on a silent coordinator (exit 3)
-  int join_timeout_ms = 30000;        // ranks that have not said Hello by then are lost
+  int heartbeat_ms = 200;              // both directions
+  int worker_timeout_ms = 5000;        // coordinator declares a silent worker lost
+  int coordinator_timeout_ms = 30000;  // a worker gives up on a silent coordinator (exit 3)
+  int join_timeout_ms = 30000;         // ranks that have not said Hello by then are lost
 };
 
 struct CoordinatorConfig {
   Timing timing;
-  std::uint32_t prefetch = 2;   // outstanding tasks per worker
-  int flush_ms = 100;           // store flush cadence (H5Fflush), and at the end
+  std::uint32_t prefetch = 2;  // outstanding tasks per worker
+  int flush_ms = 100;          // store flush cadence (H5Fflush), and at the end
   std::size_t flush_rows = 8192;
 };
 
@@ -47,11 +47,11 @@ struct CoordinatorReport {
   core::SchedulerCounts counts;
   std::vector<core::TaskResult> finals;  // final record of each task, in completion order
   std::vector<WorkerHealthRow> workers;
-  std::uint64_t results_written = 0;     // rows appended to the sink (final and non-final)
+  std::uint64_t results_written = 0;  // rows appended to the sink (final and non-final)
   std::uint64_t messages_rejected = 0;
   double wall_s = 0;
-  double dispatch_s = 0;                 // first assignment to last record
-  std::string infra_error;               // non-empty: the campaign could not complete
+  double dispatch_s = 0;    // first assignment to last record
+  std::string infra_error;  // non-empty: the campaign could not complete
 };
 
 // Runs the campaign to completion on the workers reachable through `transport`.

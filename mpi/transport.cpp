@@ -17,7 +17,9 @@ void nap() {
 }
 }  // namespace
 
-double now_s() { return MPI_Wtime(); }
+double now_s() {
+  return MPI_Wtime();
+}
 
 MpiTransport::MpiTransport() {
   MPI_Comm_dup(MPI_COMM_WORLD, &comm_);
@@ -40,8 +42,8 @@ void MpiTransport::send_raw_for_test(std::int32_t to, std::uint8_t type, std::st
   auto p = std::make_unique<Pending>();
   p->to = to;
   p->bytes = std::move(bytes);
-  const int rc = MPI_Isend(p->bytes.data(), static_cast<int>(p->bytes.size()), MPI_BYTE, to,
-                           type % kMaxTag, comm_, &p->request);
+  const int rc = MPI_Isend(p->bytes.data(), static_cast<int>(p->bytes.size()), MPI_BYTE, to, type % kMaxTag,
+                           comm_, &p->request);
   if (rc != MPI_SUCCESS) {
     spdlog::warn("rank {}: MPI_Isend to {} failed (code {})", rank_, to, rc);
     return;
@@ -59,15 +61,17 @@ void MpiTransport::progress_sends() {
     pending_.pop_front();
   }
   // Also retire completed sends behind a slow one, so buffers do not pile up.
-  if (pending_.size() > 64) {
-    std::deque<std::unique_ptr<Pending>> keep;
-    for (auto& p : pending_) {
-      int done = 0;
-      MPI_Test(&p->request, &done, MPI_STATUS_IGNORE);
-      if (!done) keep.push_back(std::move(p));
-    }
-    pending_.swap(keep);
+  if (pending_.size() > 64) retire_completed();
+}
+
+void MpiTransport::retire_completed() {
+  std::deque<std::unique_ptr<Pending>> keep;
+  for (auto& p : pending_) {
+    int done = 0;
+    MPI_Test(&p->request, &done, MPI_STATUS_IGNORE);
+    if (!done) keep.push_back(std::move(p));
   }
+  pending_.swap(keep);
 }
 
 std::optional<core::Message> MpiTransport::try_receive_one(double deadline) {
@@ -133,14 +137,7 @@ void MpiTransport::forget(std::int32_t peer) {
 bool MpiTransport::drain(int timeout_ms) {
   const double deadline = now_s() + timeout_ms / 1000.0;
   for (;;) {
-    progress_sends();
-    std::deque<std::unique_ptr<Pending>> keep;
-    for (auto& p : pending_) {
-      int done = 0;
-      MPI_Test(&p->request, &done, MPI_STATUS_IGNORE);
-      if (!done) keep.push_back(std::move(p));
-    }
-    pending_.swap(keep);
+    retire_completed();
     if (pending_.empty()) return true;
     if (now_s() >= deadline) return false;
     nap();

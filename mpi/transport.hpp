@@ -45,7 +45,8 @@ class MpiTransport final : public core::Transport {
     std::int32_t to = -1;
     std::string bytes;
   };
-  void progress_sends();
+  void progress_sends();    // retires completed sends from the front (all of them when many wait)
+  void retire_completed();  // tests every pending send, drops the completed ones
   std::optional<core::Message> try_receive_one(double deadline);
 
   MPI_Comm comm_ = MPI_COMM_NULL;

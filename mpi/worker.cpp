@@ -76,7 +76,7 @@ int run_worker(core::Transport& t, const WorkerConfig& cfg) {
         results.items.reserve(done.size());
         for (auto& r : done) {
           inflight.erase({r.task, r.attempt});
-          results.items.push_back(ResultItem{r.task, r.attempt, r.started_unix, r.ended_unix, std::move(r.outcome)});
+          results.items.push_back(std::move(r));
         }
         t.send(kCoordinator, tag(MsgType::kResults), wire::encode(results));
       }

@@ -1,9 +1,9 @@
 // ipfs-accelerate: the one binary every MPI rank runs. Parses the command line (CLI11) and hands
 // over to a command. Exceptions stop here and become exit codes (../STYLE.md §4):
 //   0 all tasks passed · 1 some task did not pass · 2 usage or input error · 3 infrastructure failure.
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <cstdlib>
 #include <fstream>
@@ -45,7 +45,8 @@ int main(int argc, char** argv) {
 
   const int rank = launcher_rank();
   CLI::App app{"ipfs-accelerate: distributed test and benchmark campaigns for ML inference on MPI"};
-  app.set_version_flag("--version", std::string("ipfs-accelerate ") + ipfsa::kVersion + " (" + ipfsa::kGitCommit + ")");
+  app.set_version_flag("--version",
+                       std::string("ipfs-accelerate ") + ipfsa::kVersion + " (" + ipfsa::kGitCommit + ")");
   app.require_subcommand(1);
   app.fallthrough();  // global options (--log-level) may follow the subcommand
   std::string log_level = "info";
@@ -53,18 +54,29 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
   ipfsa::cli::RunOptions run;
-  auto* run_cmd = app.add_subcommand("run", "Run a campaign (under mpirun: rank 0 coordinates, the others work)");
-  run_cmd->add_option("campaign", run.campaign, "Campaign YAML file (default: the embedded default campaign)");
-  run_cmd->add_option("--out", run.out_dir, "Output folder for summary.json and results.csv (default: results/runs/RUN_ID)");
-  run_cmd->add_option("--store", run.store, "HDF5 trend store (default: the campaign's `store`, else results/trends.h5)");
-  run_cmd->add_option("--coordinators", run.coordinators, "Coordinator ranks 0..N-1 (1; 3 and 5 arrive with the HA quorum)")
+  auto* run_cmd =
+      app.add_subcommand("run", "Run a campaign (under mpirun: rank 0 coordinates, the others work)");
+  run_cmd->add_option("campaign", run.campaign,
+                      "Campaign YAML file (default: the embedded default campaign)");
+  run_cmd->add_option("--out", run.out_dir,
+                      "Output folder for summary.json and results.csv (default: results/runs/RUN_ID)");
+  run_cmd->add_option("--store", run.store,
+                      "HDF5 trend store (default: the campaign's `store`, else results/trends.h5)");
+  run_cmd
+      ->add_option("--coordinators", run.coordinators,
+                   "Coordinator ranks 0..N-1 (1; 3 and 5 arrive with the HA quorum)")
       ->check(CLI::PositiveNumber);
-  run_cmd->add_option("--prefetch", run.prefetch, "Tasks queued ahead on each worker")->check(CLI::Range(1, 4096));
-  run_cmd->add_option("--heartbeat-ms", run.timing.heartbeat_ms, "Heartbeat interval")->check(CLI::Range(10, 60000));
-  run_cmd->add_option("--worker-timeout-ms", run.timing.worker_timeout_ms, "Silence after which a worker is lost")
+  run_cmd->add_option("--prefetch", run.prefetch, "Tasks queued ahead on each worker")
+      ->check(CLI::Range(1, 4096));
+  run_cmd->add_option("--heartbeat-ms", run.timing.heartbeat_ms, "Heartbeat interval")
+      ->check(CLI::Range(10, 60000));
+  run_cmd
+      ->add_option("--worker-timeout-ms", run.timing.worker_timeout_ms,
+                   "Silence after which a worker is lost")
       ->check(CLI::Range(100, 3600000));
-  run_cmd->add_option("--coordinator-timeout-ms", run.timing.coordinator_timeout_ms,
-                      "Silence after which a worker gives up on the coordinator")
+  run_cmd
+      ->add_option("--coordinator-timeout-ms", run.timing.coordinator_timeout_ms,
+                   "Silence after which a worker gives up on the coordinator")
       ->check(CLI::Range(100, 3600000));
   run_cmd->add_option("--join-timeout-ms", run.timing.join_timeout_ms, "Time for all ranks to join")
       ->check(CLI::Range(100, 3600000));
@@ -73,8 +85,10 @@ int main(int argc, char** argv) {
 
   ipfsa::cli::LaunchOptions launch;
   auto* launch_cmd = app.add_subcommand(
-      "launch", "Run `mpirun --enable-recovery -np N ipfs-accelerate run ARGS` and exit with the run's exit code");
-  launch_cmd->add_option("-n,--np", launch.np, "MPI ranks (1 coordinator + N-1 workers)")->check(CLI::Range(2, 100000));
+      "launch",
+      "Run `mpirun --enable-recovery -np N ipfs-accelerate run ARGS` and exit with the run's exit code");
+  launch_cmd->add_option("-n,--np", launch.np, "MPI ranks (1 coordinator + N-1 workers)")
+      ->check(CLI::Range(2, 100000));
   launch_cmd->add_option("--mpirun", launch.mpirun, "mpirun to use");
   launch_cmd->add_option("--mpirun-arg", launch.mpirun_args, "Extra argument for mpirun (repeatable)");
   launch_cmd->add_option("args", launch.run_args, "Arguments for `run` (after --)");
@@ -88,7 +102,8 @@ int main(int argc, char** argv) {
   bool store_all = false;
   auto* store_cmd = app.add_subcommand("store", "Inspect the HDF5 trend store");
   store_cmd->require_subcommand(1);
-  auto* show_cmd = store_cmd->add_subcommand("show", "List runs and the results of the newest (or --run) run");
+  auto* show_cmd =
+      store_cmd->add_subcommand("show", "List runs and the results of the newest (or --run) run");
   show_cmd->add_option("file", store_path, "Trend store (.h5)")->required();
   show_cmd->add_option("--run", store_run, "Run id to show");
   show_cmd->add_flag("--all", store_all, "Show every attempt, not only final results");

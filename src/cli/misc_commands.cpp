@@ -21,11 +21,12 @@ int validate_command(const ValidateOptions& o) {
     ++by_kind[t.kind];
     ++tiers[static_cast<int>(t.priority)];
   }
-  std::cout << o.campaign << ": OK: campaign '" << campaign->name << "', " << campaign->tasks.size() << " tasks ("
-            << tiers[0] << " critical, " << tiers[1] << " high, " << tiers[2] << " medium)\n";
+  std::cout << o.campaign << ": OK: campaign '" << campaign->name << "', " << campaign->tasks.size()
+            << " tasks (" << tiers[0] << " critical, " << tiers[1] << " high, " << tiers[2] << " medium)\n";
   for (const auto& [kind, n] : by_kind) std::cout << "  " << kind << ": " << n << "\n";
   if (o.list)
-    for (const auto& t : campaign->tasks) std::cout << t.index << "\t" << core::to_string(t.priority) << "\t" << t.id << "\n";
+    for (const auto& t : campaign->tasks)
+      std::cout << t.index << "\t" << core::to_string(t.priority) << "\t" << t.id << "\n";
   return 0;
 }
 

@@ -45,7 +45,9 @@ std::string make_run_id() {
   return std::string(buf) + suffix;
 }
 
-config::LoadContext load_context() { return config::LoadContext{engine::kind_names(), {}}; }
+config::LoadContext load_context() {
+  return config::LoadContext{engine::kind_names(), {}};
+}
 
 // Tells every other rank to stop (used when the run cannot start); bounded, never blocks.
 void abort_workers(core::Transport& t, const std::string& reason) {
@@ -66,12 +68,13 @@ int coordinate(core::Transport& t, const RunOptions& o) {
                                      : config::load_campaign_file(o.campaign, load_context());
   if (!campaign) return fail(t, campaign.error());
   if (t.size() < 2)
-    return fail(t, input_error("run needs at least 2 MPI ranks (1 coordinator + workers), got " +
-                               std::to_string(t.size()) + "; start it with: mpirun -np 4 ipfs-accelerate run"));
+    return fail(t,
+                input_error("run needs at least 2 MPI ranks (1 coordinator + workers), got " +
+                            std::to_string(t.size()) + "; start it with: mpirun -np 4 ipfs-accelerate run"));
 
   const std::string run_id = make_run_id();
   const std::string out_dir = o.out_dir.empty() ? "results/runs/" + run_id : o.out_dir;
-  const std::string store_path = !o.store.empty()            ? o.store
+  const std::string store_path = !o.store.empty()           ? o.store
                                  : !campaign->store.empty() ? campaign->store
                                                             : "results/trends.h5";
   std::error_code ec;
@@ -110,7 +113,8 @@ int coordinate(core::Transport& t, const RunOptions& o) {
   info.status = !rep.infra_error.empty() ? "aborted" : sum.exit_code == 0 ? "completed" : "failed";
   std::string hosts = info.hosts;
   for (const auto& w : rep.workers)
-    if (!w.host.empty() && ("," + hosts + ",").find("," + w.host + ",") == std::string::npos) hosts += "," + w.host;
+    if (!w.host.empty() && ("," + hosts + ",").find("," + w.host + ",") == std::string::npos)
+      hosts += "," + w.host;
   info.hosts = hosts;
   info.workers = rep.counts.workers_joined;
   if (auto ended = (*store)->end_run(info); !ended && rep.infra_error.empty()) {
@@ -129,8 +133,8 @@ int coordinate(core::Transport& t, const RunOptions& o) {
   sum.infra_error = rep.infra_error;
   for (const auto& w : rep.workers)
     sum.workers.push_back(report::WorkerSummary{w.rank, w.host, w.lost, w.executor_restarts, w.load1,
-                                                w.mem_available_bytes, w.disk_free_bytes, w.gpu_mem_used_bytes,
-                                                w.gpu_mem_total_bytes});
+                                                w.mem_available_bytes, w.disk_free_bytes,
+                                                w.gpu_mem_used_bytes, w.gpu_mem_total_bytes});
   auto wrote = report::write_summary_json(out_dir + "/summary.json", sum);
   auto wrote_csv = report::write_results_csv(out_dir + "/results.csv", campaign->tasks, rep.finals);
   if (!wrote || !wrote_csv) {
@@ -140,12 +144,12 @@ int coordinate(core::Transport& t, const RunOptions& o) {
 
   const auto& c = rep.counts;
   auto n = [&](core::TaskStatus s) { return c.by_status[static_cast<int>(s)]; };
-  std::cout << "run " << run_id << ": " << c.total << " tasks: " << n(core::TaskStatus::kPassed) << " passed, "
-            << n(core::TaskStatus::kFailed) << " failed, " << n(core::TaskStatus::kCrashed) << " crashed, "
-            << n(core::TaskStatus::kTimeout) << " timeout, " << n(core::TaskStatus::kOom) << " oom, "
-            << n(core::TaskStatus::kSkipped) << " skipped; " << c.retried << " retried; " << c.workers_joined
-            << " workers (" << c.workers_lost << " lost); " << rep.results_written << " results written in "
-            << rep.wall_s << " s\n";
+  std::cout << "run " << run_id << ": " << c.total << " tasks: " << n(core::TaskStatus::kPassed)
+            << " passed, " << n(core::TaskStatus::kFailed) << " failed, " << n(core::TaskStatus::kCrashed)
+            << " crashed, " << n(core::TaskStatus::kTimeout) << " timeout, " << n(core::TaskStatus::kOom)
+            << " oom, " << n(core::TaskStatus::kSkipped) << " skipped; " << c.retried << " retried; "
+            << c.workers_joined << " workers (" << c.workers_lost << " lost); " << rep.results_written
+            << " results written in " << rep.wall_s << " s\n";
   if (!rep.infra_error.empty()) std::cerr << "ipfs-accelerate: run aborted: " << rep.infra_error << "\n";
   std::cout << "store: " << store_path << "\n";
   std::cout << "results: " << out_dir << std::endl;

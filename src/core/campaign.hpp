@@ -28,8 +28,8 @@ struct Thresholds {
 
 struct Campaign {
   std::string name;
-  std::string source;     // file path, or "<embedded default>"
-  std::string store;      // trend store path from the file; empty = caller's default
+  std::string source;  // file path, or "<embedded default>"
+  std::string store;   // trend store path from the file; empty = caller's default
   CampaignDefaults defaults;
   Thresholds thresholds;
   std::vector<TaskSpec> tasks;  // expanded; tasks[i].index == i

@@ -17,9 +17,9 @@ namespace ipfsa {
 // Exit codes of the binary; also the coarse class of an Error.
 enum class ErrorCode : int {
   kOk = 0,
-  kTaskFailed = 1,   // the campaign ran, some task did not pass
-  kInput = 2,        // usage or input error: bad flag, bad campaign file, corrupt store
-  kInfra = 3,        // infrastructure failure: MPI, all workers lost, store not writable
+  kTaskFailed = 1,  // the campaign ran, some task did not pass
+  kInput = 2,       // usage or input error: bad flag, bad campaign file, corrupt store
+  kInfra = 3,       // infrastructure failure: MPI, all workers lost, store not writable
 };
 
 struct Error {
@@ -27,15 +27,19 @@ struct Error {
   std::string message;
 };
 
-inline Error input_error(std::string message) { return Error{ErrorCode::kInput, std::move(message)}; }
-inline Error infra_error(std::string message) { return Error{ErrorCode::kInfra, std::move(message)}; }
+inline Error input_error(std::string message) {
+  return Error{ErrorCode::kInput, std::move(message)};
+}
+inline Error infra_error(std::string message) {
+  return Error{ErrorCode::kInfra, std::move(message)};
+}
 
 // A value or an Error, in the manner of std::expected (C++23), which g++ 12 lacks.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}     // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -78,11 +82,11 @@ class [[nodiscard]] Result<void> {
 }  // namespace ipfsa
 
 // A bug in our code, never bad user input.
-#define IPFSA_ASSERT(cond)                                                      \
-  do {                                                                          \
-    if (!(cond)) ::ipfsa::assertion_failed(#cond, __FILE__, __LINE__, "");      \
+#define IPFSA_ASSERT(cond)                                                 \
+  do {                                                                     \
+    if (!(cond)) ::ipfsa::assertion_failed(#cond, __FILE__, __LINE__, ""); \
   } while (0)
-#define IPFSA_EXPECTS(cond, msg)                                                \
-  do {                                                                          \
-    if (!(cond)) ::ipfsa::assertion_failed(#cond, __FILE__, __LINE__, (msg));   \
+#define IPFSA_EXPECTS(cond, msg)                                              \
+  do {                                                                        \
+    if (!(cond)) ::ipfsa::assertion_failed(#cond, __FILE__, __LINE__, (msg)); \
   } while (0)

@@ -15,11 +15,11 @@ namespace ipfsa::core {
 
 struct RunInfo {
   std::string run_id;
-  std::string campaign;        // campaign name
-  std::string campaign_source; // file path or "<embedded default>"
-  std::string version;         // framework version
-  std::string git_commit;      // framework build commit
-  std::string hosts;           // comma-separated host names of all ranks
+  std::string campaign;            // campaign name
+  std::string campaign_source;     // file path or "<embedded default>"
+  std::string version;             // framework version
+  std::string git_commit;          // framework build commit
+  std::string hosts;               // comma-separated host names of all ranks
   std::string status = "running";  // running | completed | failed | aborted
   double started_unix = 0;
   double ended_unix = 0;

@@ -48,16 +48,20 @@ struct WorkerInfo {
   std::string cpu_model;
   std::vector<std::string> cpu_features;  // e.g. "avx2", "fma", "avx512f"
   std::uint32_t cores = 1;
-  std::uint64_t memory_bytes = 0;          // usable host memory
+  std::uint64_t memory_bytes = 0;  // usable host memory
   std::uint32_t gpus = 0;
   std::string gpu_name;
-  std::int32_t gpu_cc = 0;                 // compute capability * 10, e.g. 90
+  std::int32_t gpu_cc = 0;  // compute capability * 10, e.g. 90
   std::uint64_t gpu_memory_bytes = 0;
 };
 
-struct WorkerJoined { WorkerInfo info; };
+struct WorkerJoined {
+  WorkerInfo info;
+};
 struct AllJoined {};  // start-up is over: no more workers will join
-struct WorkerLost { std::int32_t rank = -1; };
+struct WorkerLost {
+  std::int32_t rank = -1;
+};
 struct TaskFinished {
   std::int32_t worker = -1;
   std::uint32_t task = 0;
@@ -66,7 +70,9 @@ struct TaskFinished {
   double ended_unix = 0;
   TaskOutcome outcome;
 };
-struct Tick { double now_unix = 0; };
+struct Tick {
+  double now_unix = 0;
+};
 
 using SchedulerEvent = std::variant<WorkerJoined, AllJoined, WorkerLost, TaskFinished, Tick>;
 
@@ -77,8 +83,8 @@ struct Assignment {
 };
 
 struct SchedulerReady {
-  std::vector<TaskResult> records;       // to write to the store, in this order
-  std::vector<Assignment> assignments;   // to send to workers
+  std::vector<TaskResult> records;      // to write to the store, in this order
+  std::vector<Assignment> assignments;  // to send to workers
 };
 
 struct SchedulerOptions {
@@ -87,12 +93,12 @@ struct SchedulerOptions {
 
 struct SchedulerCounts {
   std::uint32_t total = 0;
-  std::uint32_t finished = 0;                       // tasks with a final record
-  std::uint32_t by_status[kTaskStatusCount] = {};   // final records by status
-  std::uint32_t retried = 0;                        // tasks with more than one attempt
+  std::uint32_t finished = 0;                      // tasks with a final record
+  std::uint32_t by_status[kTaskStatusCount] = {};  // final records by status
+  std::uint32_t retried = 0;                       // tasks with more than one attempt
   std::uint32_t flaky = 0;
   std::uint32_t lost_attempts = 0;
-  std::uint32_t ignored_events = 0;                 // duplicate or stale TaskFinished
+  std::uint32_t ignored_events = 0;  // duplicate or stale TaskFinished
   std::uint32_t workers_joined = 0;
   std::uint32_t workers_lost = 0;
 };
@@ -110,7 +116,7 @@ class Scheduler {
   const SchedulerReady& ready() const;
   void advance();
 
-  bool finished() const;          // every task has its final record
+  bool finished() const;  // every task has its final record
   std::uint32_t live_workers() const;
   std::uint32_t outstanding(std::int32_t worker) const;  // tasks assigned, not yet finished
   const SchedulerCounts& counts() const;

@@ -10,7 +10,9 @@ constexpr std::array<std::string_view, kTaskStatusCount> kStatusNames = {
     "passed", "failed", "crashed", "timeout", "oom", "skipped", "lost"};
 }  // namespace
 
-std::string_view to_string(Priority p) { return kPriorityNames[static_cast<int>(p)]; }
+std::string_view to_string(Priority p) {
+  return kPriorityNames[static_cast<int>(p)];
+}
 
 std::optional<Priority> parse_priority(std::string_view s) {
   for (int i = 0; i < kPriorityTiers; ++i)
@@ -18,7 +20,9 @@ std::optional<Priority> parse_priority(std::string_view s) {
   return std::nullopt;
 }
 
-std::string_view to_string(TaskStatus s) { return kStatusNames[static_cast<int>(s)]; }
+std::string_view to_string(TaskStatus s) {
+  return kStatusNames[static_cast<int>(s)];
+}
 
 std::optional<TaskStatus> parse_task_status(std::string_view s) {
   for (int i = 0; i < kTaskStatusCount; ++i)

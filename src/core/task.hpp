@@ -39,11 +39,11 @@ std::optional<TaskStatus> parse_task_status(std::string_view s);
 // One expanded task of a campaign. Deterministic: the same campaign file always yields the same
 // list in the same order with the same ids (docs/campaigns.md §Expansion).
 struct TaskSpec {
-  std::uint32_t index = 0;        // position in the expanded list; the key used on the wire
-  std::string id;                 // stable, human-readable id derived from the fields below
-  std::string kind;               // task kind from the registry: "selftest.ok", "gemm.eigen", "model"
-  std::string model;              // model name; the affinity key for scheduling (defaults to kind)
-  std::string hardware = "cpu";   // "cpu" or "cuda"
+  std::uint32_t index = 0;       // position in the expanded list; the key used on the wire
+  std::string id;                // stable, human-readable id derived from the fields below
+  std::string kind;              // task kind from the registry: "selftest.ok", "gemm.eigen", "model"
+  std::string model;             // model name; the affinity key for scheduling (defaults to kind)
+  std::string hardware = "cpu";  // "cpu" or "cuda"
   std::string precision = "fp32";
   std::uint32_t batch = 1;
   std::uint32_t seq_len = 0;
@@ -52,8 +52,8 @@ struct TaskSpec {
   std::uint32_t repeats = 5;
   std::uint32_t warmup = 1;
   double timeout_s = 60.0;
-  std::uint32_t retries = 1;      // extra attempts after a non-passing one
-  std::uint64_t memory_mb = 2048; // limit for the executor while it runs this task; placement need
+  std::uint32_t retries = 1;       // extra attempts after a non-passing one
+  std::uint64_t memory_mb = 2048;  // limit for the executor while it runs this task; placement need
   std::vector<std::pair<std::string, std::string>> params;  // kind-specific, sorted by key
 
   bool needs_cuda() const { return hardware == "cuda"; }
@@ -68,10 +68,10 @@ inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // the worker when the executor died, hung or ran out of memory).
 struct TaskOutcome {
   TaskStatus status = TaskStatus::kFailed;
-  std::int32_t signal = 0;           // terminating signal when status == kCrashed
-  std::string error;                 // human-readable reason when not passed
-  std::vector<double> samples_s;     // per-repeat latency samples, seconds
-  double throughput = kNaN;          // items per second, if the kind measures it
+  std::int32_t signal = 0;        // terminating signal when status == kCrashed
+  std::string error;              // human-readable reason when not passed
+  std::vector<double> samples_s;  // per-repeat latency samples, seconds
+  double throughput = kNaN;       // items per second, if the kind measures it
   std::uint64_t peak_memory_bytes = 0;
   // Accuracy against the fp32 run of the same model (NaN when not applicable).
   double acc_cosine = kNaN;
@@ -83,11 +83,11 @@ struct TaskOutcome {
 
 // One attempt as the coordinator records it in the store.
 struct TaskResult {
-  std::uint32_t task = 0;       // TaskSpec::index
-  std::uint32_t attempt = 0;    // 0-based
-  bool final = false;           // the one result that counts for this task
-  bool flaky = false;           // final and passed after a non-passing attempt
-  std::int32_t worker = -1;     // MPI rank of the worker, -1 when none ran it (skipped)
+  std::uint32_t task = 0;     // TaskSpec::index
+  std::uint32_t attempt = 0;  // 0-based
+  bool final = false;         // the one result that counts for this task
+  bool flaky = false;         // final and passed after a non-passing attempt
+  std::int32_t worker = -1;   // MPI rank of the worker, -1 when none ran it (skipped)
   std::string host;
   double started_unix = 0.0;
   double ended_unix = 0.0;

@@ -13,10 +13,14 @@ namespace {
 
 using core::TaskStatus;
 
-std::uint32_t final_count(const core::SchedulerCounts& c, TaskStatus s) { return c.by_status[static_cast<int>(s)]; }
+std::uint32_t final_count(const core::SchedulerCounts& c, TaskStatus s) {
+  return c.by_status[static_cast<int>(s)];
+}
 
 // JSON has no NaN: unknown numbers are null.
-nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json num(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
@@ -115,11 +119,12 @@ Result<void> write_results_csv(const std::string& path, std::span<const core::Ta
     const auto s = core::summarize(r->outcome.samples_s);
     out << t.index << ',' << csv_field(t.id) << ',' << csv_field(t.kind) << ',' << csv_field(t.model) << ','
         << t.hardware << ',' << csv_field(t.precision) << ',' << t.batch << ',' << t.seq_len << ','
-        << t.scenario << ',' << core::to_string(t.priority) << ',' << core::to_string(r->outcome.status) << ','
-        << (r->attempt + 1) << ',' << (r->flaky ? 1 : 0) << ',' << r->worker << ',' << csv_field(r->host)
-        << ',' << csv_num(s.mean) << ',' << csv_num(s.p50) << ',' << csv_num(s.p90) << ',' << csv_num(s.p99)
-        << ',' << s.count << ',' << csv_num(r->outcome.throughput) << ',' << r->outcome.peak_memory_bytes
-        << ',' << r->outcome.signal << ',' << csv_field(r->outcome.error) << '\n';
+        << t.scenario << ',' << core::to_string(t.priority) << ',' << core::to_string(r->outcome.status)
+        << ',' << (r->attempt + 1) << ',' << (r->flaky ? 1 : 0) << ',' << r->worker << ','
+        << csv_field(r->host) << ',' << csv_num(s.mean) << ',' << csv_num(s.p50) << ',' << csv_num(s.p90)
+        << ',' << csv_num(s.p99) << ',' << s.count << ',' << csv_num(r->outcome.throughput) << ','
+        << r->outcome.peak_memory_bytes << ',' << r->outcome.signal << ',' << csv_field(r->outcome.error)
+        << '\n';
   }
   if (!out) return infra_error("cannot write " + path);
   return {};

@@ -65,8 +65,9 @@ core::WorkerInfo probe_worker_info(std::int32_t rank, int gpu_device) {
     } else if (key == "flags" && w.cpu_features.empty()) {
       std::istringstream ss(value);
       std::string flag;
-      static const char* kInteresting[] = {"sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw",
-                                           "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "sve"};
+      static const char* kInteresting[] = {"sse4_2",      "avx",      "avx2",     "fma",
+                                           "f16c",        "avx512f",  "avx512bw", "avx512_vnni",
+                                           "avx512_bf16", "amx_tile", "neon",     "sve"};
       while (ss >> flag)
         for (const char* want : kInteresting)
           if (flag == want) w.cpu_features.push_back(flag);

@@ -12,15 +12,15 @@
 namespace ipfsa::sys {
 
 struct Health {
-  double load1 = 0;                    // 1-minute load average
+  double load1 = 0;  // 1-minute load average
   std::uint64_t mem_total_bytes = 0;
   std::uint64_t mem_available_bytes = 0;
-  std::uint64_t disk_free_bytes = 0;   // of the filesystem holding the run's output
-  std::uint64_t net_rx_bytes = 0;      // all non-loopback interfaces, since boot
+  std::uint64_t disk_free_bytes = 0;  // of the filesystem holding the run's output
+  std::uint64_t net_rx_bytes = 0;     // all non-loopback interfaces, since boot
   std::uint64_t net_tx_bytes = 0;
   std::uint64_t gpu_mem_used_bytes = 0;
   std::uint64_t gpu_mem_total_bytes = 0;
-  std::uint64_t rss_bytes = 0;         // of the calling process
+  std::uint64_t rss_bytes = 0;  // of the calling process
 };
 
 // Capabilities of this machine as seen by rank `rank`; `gpu_device` is the device the rank binds

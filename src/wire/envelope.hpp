@@ -48,7 +48,8 @@ inline std::string seal(std::uint8_t type, std::int32_t from, std::uint64_t seq,
 
 // Verifies, then decodes; an Error names what was wrong (checksum, encoding, version, sender).
 inline Result<Envelope> open(std::string_view bytes, std::int32_t actual_from) {
-  if (bytes.size() < kChecksumBytes) return input_error("message too short (" + std::to_string(bytes.size()) + " bytes)");
+  if (bytes.size() < kChecksumBytes)
+    return input_error("message too short (" + std::to_string(bytes.size()) + " bytes)");
   const std::string_view payload = bytes.substr(0, bytes.size() - kChecksumBytes);
   XXH64_canonical_t sum;
   std::memcpy(sum.digest, bytes.data() + payload.size(), kChecksumBytes);
@@ -57,9 +58,11 @@ inline Result<Envelope> open(std::string_view bytes, std::int32_t actual_from) {
   auto e = decode<Envelope>(payload);
   if (!e) return e.error();
   if (e->version != kWireVersion)
-    return input_error("wire version " + std::to_string(e->version) + ", expected " + std::to_string(kWireVersion));
+    return input_error("wire version " + std::to_string(e->version) + ", expected " +
+                       std::to_string(kWireVersion));
   if (e->from != actual_from)
-    return input_error("sender field " + std::to_string(e->from) + " but sent by rank " + std::to_string(actual_from));
+    return input_error("sender field " + std::to_string(e->from) + " but sent by rank " +
+                       std::to_string(actual_from));
   return e;
 }
 

@@ -23,8 +23,8 @@ namespace ipfsa::core {
 
 template <class A>
 void serialize(A& a, TaskSpec& t) {
-  a(t.index, t.id, t.kind, t.model, t.hardware, t.precision, t.batch, t.seq_len, t.scenario,
-    t.priority, t.repeats, t.warmup, t.timeout_s, t.retries, t.memory_mb, t.params);
+  a(t.index, t.id, t.kind, t.model, t.hardware, t.precision, t.batch, t.seq_len, t.scenario, t.priority,
+    t.repeats, t.warmup, t.timeout_s, t.retries, t.memory_mb, t.params);
 }
 
 template <class A>
@@ -35,8 +35,8 @@ void serialize(A& a, TaskOutcome& o) {
 
 template <class A>
 void serialize(A& a, WorkerInfo& w) {
-  a(w.rank, w.host, w.cpu_model, w.cpu_features, w.cores, w.memory_bytes, w.gpus, w.gpu_name,
-    w.gpu_cc, w.gpu_memory_bytes);
+  a(w.rank, w.host, w.cpu_model, w.cpu_features, w.cores, w.memory_bytes, w.gpus, w.gpu_name, w.gpu_cc,
+    w.gpu_memory_bytes);
 }
 
 }  // namespace ipfsa::core

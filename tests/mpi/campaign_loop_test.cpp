@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "mpi_gtest_main.hpp"
+
 #include <map>
 
 #include "core/memory_sink.hpp"
@@ -118,7 +120,7 @@ TEST(CampaignLoop, FailingStoreStopsTheRunAndKeepsWhatWasFlushed) {
   const auto tasks = make_tasks(400, 0);
   core::MemorySink memory;
   core::FaultySink sink(memory);
-  sink.fail_append(20);  // the 20th batch of records cannot be written
+  sink.fail_append(20);    // the 20th batch of records cannot be written
   sink.set_sticky(false);  // later calls succeed: the final flush must still save earlier rows
   core::RunInfo run;
   run.run_id = "faulty";
@@ -139,17 +141,5 @@ TEST(CampaignLoop, FailingStoreStopsTheRunAndKeepsWhatWasFlushed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  const int rc = RUN_ALL_TESTS();
-  int worst = rc;
-  MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);  // after every test: start-up/shutdown only
-  MPI_Finalize();
-  return worst;
+  return run_mpi_gtest(argc, argv);
 }

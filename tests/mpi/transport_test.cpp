@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "mpi_gtest_main.hpp"
+
 #include <chrono>
 
 #include "mpi/transport.hpp"
@@ -18,7 +20,8 @@ TEST(MpiTransport, RingDeliveryInOrder) {
   const int next = (t.rank() + 1) % t.size();
   const int prev = (t.rank() + t.size() - 1) % t.size();
   constexpr int kN = 200;
-  for (int i = 0; i < kN; ++i) t.send(next, 7, "msg-" + std::to_string(i) + "-from-" + std::to_string(t.rank()));
+  for (int i = 0; i < kN; ++i)
+    t.send(next, 7, "msg-" + std::to_string(i) + "-from-" + std::to_string(t.rank()));
   int got = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (got < kN && std::chrono::steady_clock::now() < deadline) {
@@ -77,18 +80,5 @@ TEST(MpiTransport, ForgetDropsPendingSendsWithoutBlocking) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  if (rank != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  const int rc = RUN_ALL_TESTS();
-  int worst = rc;
-  // Start-up/shutdown collective only: every rank reaches it.
-  MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return worst;
+  return run_mpi_gtest(argc, argv);
 }

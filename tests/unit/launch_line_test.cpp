@@ -11,14 +11,15 @@ TEST(LaunchLine, ExactTokens) {
   o.np = 6;
   o.mpirun_args = {"--hostfile", "hosts"};
   o.run_args = {"camp.yaml", "--out", "o"};
-  const std::vector<std::string> want = {"mpirun", "--enable-recovery", "--hostfile", "hosts", "-np", "6",
-                                         "/opt/ipfs-accelerate", "run", "camp.yaml", "--out", "o",
-                                         "--status-file", "/tmp/s"};
+  const std::vector<std::string> want = {"mpirun", "--enable-recovery",    "--hostfile", "hosts",     "-np",
+                                         "6",      "/opt/ipfs-accelerate", "run",        "camp.yaml", "--out",
+                                         "o",      "--status-file",        "/tmp/s"};
   EXPECT_EQ(mpirun_command(o, "/opt/ipfs-accelerate", "/tmp/s"), want);
 }
 
 TEST(LaunchLine, DefaultsRunTheDefaultCampaignOnFourRanks) {
-  const std::vector<std::string> want = {"mpirun", "--enable-recovery", "-np", "4", "x", "run", "--status-file", "f"};
+  const std::vector<std::string> want = {"mpirun", "--enable-recovery", "-np", "4", "x",
+                                         "run",    "--status-file",     "f"};
   EXPECT_EQ(mpirun_command(LaunchOptions{}, "x", "f"), want);
 }
 

@@ -49,8 +49,9 @@ TEST(RunOutputs, SummaryHasTheRequiredFields) {
   const auto path = ::testing::TempDir() + "/summary.json";
   ASSERT_TRUE(report::write_summary_json(path, s).ok());
   auto j = nlohmann::json::parse(slurp(path));
-  for (const char* key : {"run_id", "tasks_total", "tasks_passed", "tasks_failed", "tasks_crashed", "tasks_timeout",
-                          "tasks_oom", "tasks_retried", "results_written", "workers", "wall_s", "exit_code"})
+  for (const char* key :
+       {"run_id", "tasks_total", "tasks_passed", "tasks_failed", "tasks_crashed", "tasks_timeout",
+        "tasks_oom", "tasks_retried", "results_written", "workers", "wall_s", "exit_code"})
     EXPECT_TRUE(j.contains(key)) << key;
   EXPECT_EQ(j["tasks_total"], 5);
   EXPECT_EQ(j["tasks_crashed"], 2);
