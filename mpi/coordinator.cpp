@@ -202,13 +202,12 @@ class Coordinator {
     const auto body = wire::encode(bye);
     std::set<int> waiting;
     for (auto& [rank, w] : workers_)
-      if (!w.lost) {
-        t_.send(rank, tag(MsgType::kShutdown), body);
-        waiting.insert(rank);
-      }
-    // Ranks that never joined may still be starting: tell them too, so they do not wait forever.
+      if (!w.lost) waiting.insert(rank);
+    // Every other rank is told, not only live workers: a rank declared lost may be alive but slow,
+    // and one that never joined may still be starting. A send to a dead rank is small and never
+    // waited for; only live workers' Byes are awaited (bounded).
     for (int r = 0; r < t_.size(); ++r)
-      if (r != t_.rank() && !workers_.count(r)) t_.send(r, tag(MsgType::kShutdown), body);
+      if (r != t_.rank()) t_.send(r, tag(MsgType::kShutdown), body);
     const double deadline = mono_s() + 5.0;
     while (!waiting.empty() && mono_s() < deadline) {
       auto m = t_.receive(5);
