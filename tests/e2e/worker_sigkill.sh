@@ -8,7 +8,7 @@ defaults: {repeats: 1, warmup: 0, timeout_s: 30, retries: 1}
 tasks:
   - kind: selftest.sleep
     params: {ms: 40}
-    count: 120
+    count: 300
 YAML
 mpirun_ipfsa 4 run campaign.yaml --out out --store trends.h5 --worker-timeout-ms 1500 > run.log 2> run.err &
 launcher=$!
@@ -22,7 +22,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ -n "$victim" ] || { kill "$launcher"; fail "worker rank 2 not found"; }
-sleep 1.5
+sleep 1.0
 kill -9 "$victim"
 echo "killed worker rank 2 (pid $victim)"
 set +e
