@@ -29,4 +29,13 @@ int validate_command(const ValidateOptions& options);
 int store_show_command(const std::string& path, const std::string& run_id, bool all);
 int kinds_command();
 
+struct TrendsOptions {
+  std::string csv;
+  std::string format = "text";
+  double threshold_pct = 10.0;
+  bool higher_is_better = false;
+};
+// Exit 0 when no series regressed, 1 when any did, 2 for bad input.
+int trends_command(const TrendsOptions& options);
+
 }  // namespace ipfsa::cli

@@ -110,6 +110,17 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("kinds", "List the task kinds a campaign can use");
 
+  ipfsa::cli::TrendsOptions trends;
+  auto* trends_cmd = app.add_subcommand(
+      "trends", "Change points, anomalies and regression verdicts of metric series (exit 1 on a regression)");
+  trends_cmd->add_option("--csv", trends.csv, "Series as CSV with columns series,run,value (rows in run order)")
+      ->required();
+  trends_cmd->add_option("--format", trends.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  trends_cmd->add_option("--threshold-pct", trends.threshold_pct, "Minimum effect for a verdict, in percent")
+      ->check(CLI::Range(0.0, 1e6));
+  trends_cmd->add_flag("--higher-is-better", trends.higher_is_better,
+                       "The metric is throughput-like (default: latency-like, higher is worse)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -139,6 +150,7 @@ int main(int argc, char** argv) {
     setup_logging(log_level, -1);
     if (validate_cmd->parsed()) return ipfsa::cli::validate_command(validate);
     if (show_cmd->parsed()) return ipfsa::cli::store_show_command(store_path, store_run, store_all);
+    if (trends_cmd->parsed()) return ipfsa::cli::trends_command(trends);
     return ipfsa::cli::kinds_command();
   } catch (const std::exception& e) {
     std::cerr << "ipfs-accelerate: internal error: " << e.what() << "\n";

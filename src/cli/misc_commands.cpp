@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "config/campaign_loader.hpp"
 #include "engine/kinds.hpp"
+#include "report/trends.hpp"
 #include "store/store_show.hpp"
 
 namespace ipfsa::cli {
@@ -41,6 +42,21 @@ int store_show_command(const std::string& path, const std::string& run_id, bool 
 
 int kinds_command() {
   for (const auto& k : engine::builtin_kinds()) std::cout << k.name << "\t" << k.description << "\n";
+  return 0;
+}
+
+int trends_command(const TrendsOptions& o) {
+  report::TrendOptions opts;
+  opts.threshold_pct = o.threshold_pct;
+  opts.higher_is_better = o.higher_is_better;
+  auto trends = report::analyse_csv(o.csv, opts);
+  if (!trends) {
+    std::cerr << "ipfs-accelerate: " << trends.error().message << "\n";
+    return static_cast<int>(trends.error().code);
+  }
+  std::cout << (o.format == "json" ? report::trends_json(*trends) : report::trends_text(*trends));
+  for (const auto& t : *trends)
+    if (t.verdict == "regression") return 1;
   return 0;
 }
 
