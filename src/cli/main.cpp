@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
   ipfsa::cli::TrendsOptions trends;
   auto* trends_cmd = app.add_subcommand(
       "trends", "Change points, anomalies and regression verdicts of metric series (exit 1 on a regression)");
-  trends_cmd->add_option("--csv", trends.csv, "Series as CSV with columns series,run,value (rows in run order)")
+  trends_cmd
+      ->add_option("--csv", trends.csv, "Series as CSV with columns series,run,value (rows in run order)")
       ->required();
   trends_cmd->add_option("--format", trends.format, "text or json")->check(CLI::IsMember({"text", "json"}));
   trends_cmd->add_option("--threshold-pct", trends.threshold_pct, "Minimum effect for a verdict, in percent")

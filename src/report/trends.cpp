@@ -37,7 +37,9 @@ std::vector<std::string> split_csv(const std::string& line) {
   return out;
 }
 
-nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json num(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
@@ -67,7 +69,8 @@ Result<std::vector<SeriesTrend>> analyse_csv(const std::string& path, const Tren
   std::ifstream in(path);
   if (!in) return input_error(path + ": cannot read CSV file");
   std::string line;
-  if (!std::getline(in, line)) return input_error(path + ":1: empty file; expected a header series,run,value");
+  if (!std::getline(in, line))
+    return input_error(path + ":1: empty file; expected a header series,run,value");
   const auto header = split_csv(line);
   int col_series = -1, col_run = -1, col_value = -1;
   for (int i = 0; i < static_cast<int>(header.size()); ++i) {
@@ -90,7 +93,8 @@ Result<std::vector<SeriesTrend>> analyse_csv(const std::string& path, const Tren
     const auto& text = f[col_value];
     const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     if (ec != std::errc() || ptr != text.data() + text.size() || !std::isfinite(v))
-      return input_error(path + ":" + std::to_string(lineno) + ": value '" + text + "' is not a finite number");
+      return input_error(path + ":" + std::to_string(lineno) + ": value '" + text +
+                         "' is not a finite number");
     auto [it, inserted] = by_key.try_emplace(f[col_series]);
     if (inserted) order.push_back(f[col_series]);
     it->second.first.push_back(f[col_run]);
@@ -134,7 +138,8 @@ std::string trends_text(const std::vector<SeriesTrend>& trends) {
     out << t.verdict << "\t" << t.key << "\t" << t.values.size() << " points";
     if (t.anomaly) out << "\tnewest is an anomaly (z " << t.newest_z << ", " << t.newest_effect_pct << "%)";
     for (const auto& cp : t.change_points)
-      out << "\tchange at run " << t.runs[cp.index] << " (" << cp.magnitude_pct << "%, p " << cp.p_value << ")";
+      out << "\tchange at run " << t.runs[cp.index] << " (" << cp.magnitude_pct << "%, p " << cp.p_value
+          << ")";
     out << "\n";
   }
   out << trends.size() << " series: " << regressions << " regressions, " << improvements << " improvements\n";

@@ -13,8 +13,8 @@
 namespace ipfsa::report {
 
 struct TrendOptions {
-  double threshold_pct = 10.0;   // minimum effect for a regression/improvement verdict
-  bool higher_is_better = false; // latency-like metrics (default): higher is a regression
+  double threshold_pct = 10.0;    // minimum effect for a regression/improvement verdict
+  bool higher_is_better = false;  // latency-like metrics (default): higher is a regression
   core::ChangePointOptions change_points;
   core::AnomalyOptions anomaly;
 };

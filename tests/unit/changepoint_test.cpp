@@ -66,15 +66,16 @@ TEST(ChangePoint, PlantedShiftsAreFoundWithF1AtLeast09) {
   const double precision = static_cast<double>(tp) / static_cast<double>(tp + fp);
   const double recall = static_cast<double>(tp) / static_cast<double>(tp + fn);
   const double f1 = 2 * precision * recall / (precision + recall);
-  std::printf("[ changepoint ] precision %.3f recall %.3f F1 %.3f (tp %zu fp %zu fn %zu)\n", precision, recall, f1,
-              tp, fp, fn);
+  std::printf("[ changepoint ] precision %.3f recall %.3f F1 %.3f (tp %zu fp %zu fn %zu)\n", precision,
+              recall, f1, tp, fp, fn);
   EXPECT_GE(f1, 0.9);
 }
 
 TEST(ChangePoint, NoShiftMeansAtMostOneFalsePositivePerHundredSeries) {
   std::mt19937_64 rng(7);
   std::size_t false_positives = 0;
-  for (int i = 0; i < 100; ++i) false_positives += detect_change_points(make_series(rng, 200, 0).values).size();
+  for (int i = 0; i < 100; ++i)
+    false_positives += detect_change_points(make_series(rng, 200, 0).values).size();
   std::printf("[ changepoint ] false positives on 100 flat series: %zu\n", false_positives);
   EXPECT_LE(false_positives, 1u);
 }
