@@ -11,6 +11,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/launch.hpp"
+#include "cli/quantize_command.hpp"
 #include "core/version.hpp"
 #include "exec/executor.hpp"
 
@@ -110,6 +111,18 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("kinds", "List the task kinds a campaign can use");
 
+  ipfsa::cli::QuantizeOptions quant;
+  auto* quant_cmd = app.add_subcommand(
+      "quantize", "Quantization error of a seeded N(0,1) matrix: clipping search vs plain min/max rounding");
+  quant_cmd->add_option("--bits", quant.bits, "2, 3, 4 or 8");
+  quant_cmd->add_option("--group", quant.group, "Group size: 32, 64 or 128");
+  // Up to 16384 x 16384 (1 GiB of fp32): larger sizes are a usage error, not an allocation failure.
+  quant_cmd->add_option("--rows", quant.rows, "Matrix rows")->check(CLI::Range(1, 16384));
+  quant_cmd->add_option("--cols", quant.cols, "Matrix columns")->check(CLI::Range(1, 16384));
+  quant_cmd->add_option("--seed", quant.seed, "Seed of the N(0,1) matrix");
+  quant_cmd->add_flag("--symmetric", quant.symmetric, "Symmetric (scale only) instead of scale + offset");
+  quant_cmd->add_flag("--json", quant.json, "Print one JSON object");
+
   ipfsa::cli::TrendsOptions trends;
   auto* trends_cmd = app.add_subcommand(
       "trends", "Change points, anomalies and regression verdicts of metric series (exit 1 on a regression)");
@@ -152,6 +165,7 @@ int main(int argc, char** argv) {
     if (validate_cmd->parsed()) return ipfsa::cli::validate_command(validate);
     if (show_cmd->parsed()) return ipfsa::cli::store_show_command(store_path, store_run, store_all);
     if (trends_cmd->parsed()) return ipfsa::cli::trends_command(trends);
+    if (quant_cmd->parsed()) return ipfsa::cli::quantize_command(quant);
     return ipfsa::cli::kinds_command();
   } catch (const std::exception& e) {
     std::cerr << "ipfs-accelerate: internal error: " << e.what() << "\n";
