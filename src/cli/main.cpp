@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/bench_kv_command.hpp"
 #include "cli/commands.hpp"
 #include "cli/launch.hpp"
 #include "cli/quantize_command.hpp"
@@ -123,6 +124,20 @@ int main(int argc, char** argv) {
   quant_cmd->add_flag("--symmetric", quant.symmetric, "Symmetric (scale only) instead of scale + offset");
   quant_cmd->add_flag("--json", quant.json, "Print one JSON object");
 
+  ipfsa::cli::BenchKvOptions kv;
+  auto* bench_cmd = app.add_subcommand("bench", "Micro-benchmarks");
+  bench_cmd->require_subcommand(1);
+  auto* kv_cmd =
+      bench_cmd->add_subcommand("kv", "Quantized KV cache: memory, and attention against the fp16 cache");
+  kv_cmd->add_option("--bits", kv.bits, "2 or 4");
+  kv_cmd->add_option("--tokens", kv.tokens, "Tokens in the cache")->check(CLI::Range(1, 1 << 20));
+  kv_cmd->add_option("--heads", kv.heads, "Attention heads")->check(CLI::Range(1, 1024));
+  kv_cmd->add_option("--head-dim", kv.head_dim, "Head dimension")->check(CLI::Range(1, 1024));
+  kv_cmd->add_option("--group", kv.group, "Quantization group");
+  kv_cmd->add_option("--window", kv.window, "Newest tokens kept in fp16");
+  kv_cmd->add_option("--seed", kv.seed, "Seed of the synthetic keys, values and query");
+  kv_cmd->add_flag("--json", kv.json, "Print one JSON object");
+
   ipfsa::cli::TrendsOptions trends;
   auto* trends_cmd = app.add_subcommand(
       "trends", "Change points, anomalies and regression verdicts of metric series (exit 1 on a regression)");
@@ -166,6 +181,7 @@ int main(int argc, char** argv) {
     if (show_cmd->parsed()) return ipfsa::cli::store_show_command(store_path, store_run, store_all);
     if (trends_cmd->parsed()) return ipfsa::cli::trends_command(trends);
     if (quant_cmd->parsed()) return ipfsa::cli::quantize_command(quant);
+    if (kv_cmd->parsed()) return ipfsa::cli::bench_kv_command(kv);
     return ipfsa::cli::kinds_command();
   } catch (const std::exception& e) {
     std::cerr << "ipfs-accelerate: internal error: " << e.what() << "\n";
