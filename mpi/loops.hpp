@@ -23,6 +23,8 @@ struct Timing {
   int worker_timeout_ms = 5000;        // coordinator declares a silent worker lost
   int coordinator_timeout_ms = 30000;  // a worker gives up on a silent coordinator (exit 3)
   int join_timeout_ms = 30000;         // ranks that have not said Hello by then are lost
+  int startup_timeout_ms = 120000;     // MPI_Init + MPI_Comm_dup (collective) must finish by then
+  int finalize_timeout_ms = 30000;     // MPI_Finalize (fences with peers) is abandoned after this
 };
 
 struct CoordinatorConfig {

@@ -82,6 +82,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100, 3600000));
   run_cmd->add_option("--join-timeout-ms", run.timing.join_timeout_ms, "Time for all ranks to join")
       ->check(CLI::Range(100, 3600000));
+  run_cmd
+      ->add_option(
+          "--startup-timeout-ms", run.timing.startup_timeout_ms,
+          "Time for MPI start-up; a rank that dies during it ends the job (exit 3) instead of hanging it")
+      ->check(CLI::Range(100, 3600000));
+  run_cmd
+      ->add_option("--finalize-timeout-ms", run.timing.finalize_timeout_ms,
+                   "Time MPI_Finalize may take before a rank exits without it")
+      ->check(CLI::Range(100, 3600000));
 
   run_cmd->add_option("--status-file", run.status_file, "Rank 0 writes the run's exit code to this file");
 

@@ -21,6 +21,7 @@
 #include "report/run_outputs.hpp"
 #include "store/hdf5_store.hpp"
 #include "sys/health.hpp"
+#include "sys/watchdog.hpp"
 
 namespace ipfsa::cli {
 
@@ -171,24 +172,45 @@ int work(core::Transport& t, const RunOptions& o) {
 }  // namespace
 
 int run_command(const RunOptions& o) {
+  const char* env_rank = std::getenv("OMPI_COMM_WORLD_RANK");
+  const int world_rank = env_rank ? std::atoi(env_rank) : 0;
   if (o.coordinators != 1) {
-    if (std::getenv("OMPI_COMM_WORLD_RANK") == nullptr || std::atoi(std::getenv("OMPI_COMM_WORLD_RANK")) == 0)
+    if (world_rank == 0)
       std::cerr << "ipfs-accelerate: --coordinators " << o.coordinators
                 << ": only 1 is supported in this version (the HA quorum with 3 or 5 is not done yet)\n";
     return 2;
   }
+  auto write_status = [&](int code) {
+    if (world_rank == 0 && !o.status_file.empty()) std::ofstream(o.status_file) << code << "\n";
+  };
+
+  // MPI_Init and MPI_Comm_dup are collective: a rank that dies inside them (killed, OOM, node lost
+  // while the job starts) leaves the others waiting forever. Bound them.
+  sys::Watchdog startup(o.timing.startup_timeout_ms / 1000.0, 3, [&] {
+    // One write, so the ranks' lines do not interleave.
+    std::cerr << ("ipfs-accelerate: rank " + std::to_string(world_rank) +
+                  ": MPI start-up did not complete within " + std::to_string(o.timing.startup_timeout_ms) +
+                  " ms (did a rank die while the job started?); exiting\n");
+    write_status(3);
+  });
   int provided = 0;
-  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SINGLE, &provided);
+  MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);  // watchdog threads never call MPI
   int code = 0;
   {
     mpi::MpiTransport transport;  // collective: MPI_Comm_dup
+    startup.disarm();
     code = transport.rank() == 0 ? coordinate(transport, o) : work(transport, o);
-    if (transport.rank() == 0 && !o.status_file.empty()) {
-      std::ofstream status(o.status_file);
-      status << code << "\n";
-    }
+    write_status(code);
   }
+  // Every result is in the store and the status is written; MPI_Finalize may still wait on a peer
+  // that died (Open MPI fences at finalize). Do not let it hold the job.
+  sys::Watchdog finalize(o.timing.finalize_timeout_ms / 1000.0, code, [&] {
+    std::cerr << ("ipfs-accelerate: rank " + std::to_string(world_rank) +
+                  ": MPI_Finalize did not complete within " + std::to_string(o.timing.finalize_timeout_ms) +
+                  " ms (a peer rank died?); exiting with code " + std::to_string(code) + "\n");
+  });
   MPI_Finalize();
+  finalize.disarm();
   return code;
 }
 
