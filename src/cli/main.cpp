@@ -9,9 +9,11 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/bench_gemv_command.hpp"
 #include "cli/bench_kv_command.hpp"
 #include "cli/commands.hpp"
 #include "cli/launch.hpp"
+#include "cli/models_command.hpp"
 #include "cli/quantize_command.hpp"
 #include "core/version.hpp"
 #include "exec/executor.hpp"
@@ -121,6 +123,21 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("kinds", "List the task kinds a campaign can use");
 
+  ipfsa::cli::ModelsListOptions models_list;
+  bool precisions_json = false;
+  auto* models_cmd = app.add_subcommand("models", "The model catalog and the precision profiles");
+  models_cmd->require_subcommand(1);
+  auto* models_list_cmd = models_cmd->add_subcommand(
+      "list", "List the catalog's models: HuggingFace class, family, tier, tiny and real parameter counts");
+  models_list_cmd->add_option("--tier", models_list.tier, "Only this tier: critical, high or medium");
+  models_list_cmd->add_option("--family", models_list.family,
+                              "Only this family: encoder, decoder, encoder_decoder, vision, audio, "
+                              "dual_encoder or moe");
+  models_list_cmd->add_flag("--json", models_list.json, "Print a JSON array with the full architectures");
+  auto* precisions_cmd =
+      models_cmd->add_subcommand("precisions", "List the precision profiles a model task may use");
+  precisions_cmd->add_flag("--json", precisions_json, "Print a JSON array");
+
   ipfsa::cli::QuantizeOptions quant;
   auto* quant_cmd = app.add_subcommand(
       "quantize", "Quantization error of a seeded N(0,1) matrix: clipping search vs plain min/max rounding");
@@ -146,6 +163,28 @@ int main(int argc, char** argv) {
   kv_cmd->add_option("--window", kv.window, "Newest tokens kept in fp16");
   kv_cmd->add_option("--seed", kv.seed, "Seed of the synthetic keys, values and query");
   kv_cmd->add_flag("--json", kv.json, "Print one JSON object");
+
+  ipfsa::cli::BenchGemvOptions gemv;
+  auto* gemv_cmd = bench_cmd->add_subcommand(
+      "gemv", "Low-bit dequant-fused GEMV/GEMM: time, GB/s against the read ceiling, Eigen fp32 baseline");
+  gemv_cmd->add_option("--bits", gemv.bits, "2, 3, 4 or 8")->check(CLI::IsMember({2, 3, 4, 8}));
+  gemv_cmd->add_option("--m", gemv.m, "Rows of W (output features)")->check(CLI::Range(1, 1 << 20));
+  gemv_cmd->add_option("--k", gemv.k, "Columns of W (input features), a multiple of --group")
+      ->check(CLI::Range(32, 1 << 20));
+  gemv_cmd->add_option("--group", gemv.group, "Quantization group: 32, 64 or 128")
+      ->check(CLI::IsMember({32, 64, 128}));
+  gemv_cmd->add_option("--scheme", gemv.scheme, "asym (scale + offset) or sym (scale only)")
+      ->check(CLI::IsMember({"asym", "sym"}));
+  gemv_cmd->add_option("--batch", gemv.batch, "Activation rows (1: GEMV)")->check(CLI::Range(1, 4096));
+  gemv_cmd->add_option("--threads", gemv.threads, "Threads (default: hardware threads)")
+      ->check(CLI::Range(1, 1024));
+  gemv_cmd->add_option("--repeats", gemv.repeats, "Timed products; the median is reported")
+      ->check(CLI::Range(1, 100000));
+  gemv_cmd->add_option("--stream-mib", gemv.stream_mib, "Buffer of the read-bandwidth probe, MiB")
+      ->check(CLI::Range(1, 65536));
+  gemv_cmd->add_flag("--warm", gemv.warm, "Do not evict the caches before each timed product");
+  gemv_cmd->add_option("--seed", gemv.seed, "Seed of the N(0,1) matrix and activations");
+  gemv_cmd->add_flag("--json", gemv.json, "Print one JSON object");
 
   ipfsa::cli::TrendsOptions trends;
   auto* trends_cmd = app.add_subcommand(
@@ -191,6 +230,9 @@ int main(int argc, char** argv) {
     if (trends_cmd->parsed()) return ipfsa::cli::trends_command(trends);
     if (quant_cmd->parsed()) return ipfsa::cli::quantize_command(quant);
     if (kv_cmd->parsed()) return ipfsa::cli::bench_kv_command(kv);
+    if (gemv_cmd->parsed()) return ipfsa::cli::bench_gemv_command(gemv);
+    if (models_list_cmd->parsed()) return ipfsa::cli::models_list_command(models_list);
+    if (precisions_cmd->parsed()) return ipfsa::cli::models_precisions_command(precisions_json);
     return ipfsa::cli::kinds_command();
   } catch (const std::exception& e) {
     std::cerr << "ipfs-accelerate: internal error: " << e.what() << "\n";

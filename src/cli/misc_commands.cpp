@@ -3,6 +3,7 @@
 #include <map>
 
 #include "cli/commands.hpp"
+#include "cli/models_command.hpp"
 #include "config/campaign_loader.hpp"
 #include "engine/kinds.hpp"
 #include "report/trends.hpp"
@@ -11,7 +12,7 @@
 namespace ipfsa::cli {
 
 int validate_command(const ValidateOptions& o) {
-  auto campaign = config::load_campaign_file(o.campaign, config::LoadContext{engine::kind_names(), {}});
+  auto campaign = config::load_campaign_file(o.campaign, campaign_load_context());
   if (!campaign) {
     std::cerr << "ipfs-accelerate: " << campaign.error().message << "\n";
     return static_cast<int>(campaign.error().code);

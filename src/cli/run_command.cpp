@@ -12,10 +12,10 @@
 #include <random>
 
 #include "cli/commands.hpp"
+#include "cli/models_command.hpp"
 #include "config/campaign_loader.hpp"
 #include "config/default_campaign.hpp"
 #include "core/version.hpp"
-#include "engine/kinds.hpp"
 #include "mpi/messages.hpp"
 #include "mpi/transport.hpp"
 #include "report/run_outputs.hpp"
@@ -46,8 +46,9 @@ std::string make_run_id() {
   return std::string(buf) + suffix;
 }
 
+// Kinds, catalog models and precision profiles a campaign may name (models_command.hpp).
 config::LoadContext load_context() {
-  return config::LoadContext{engine::kind_names(), {}};
+  return campaign_load_context();
 }
 
 // Tells every other rank to stop (used when the run cannot start); bounded, never blocks.

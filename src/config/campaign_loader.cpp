@@ -417,10 +417,68 @@ class Loader {
     core::ExpandOptions options;
     options.known_kinds = ctx_.known_kinds;
     options.known_models = ctx_.known_models;
-    return core::expand_campaign(spec_, options);
+    auto campaign = core::expand_campaign(spec_, options);
+    if (campaign && !ctx_.known_precisions.empty()) check_model_precisions(*campaign);
+    return campaign;
   }
 
  private:
+  // Tasks of kind `model` run a precision profile (engine/model/precision.hpp): each task's precision
+  // must be a known one. Checked on the expanded tasks, so that a matrix whose excludes keep an
+  // unknown precision away from its model tasks passes; reported where the value is written.
+  void check_model_precisions(const core::Campaign& campaign) const {
+    for (const core::TaskSpec& t : campaign.tasks) {
+      if (t.kind != "model" || listed(ctx_.known_precisions, t.precision)) continue;
+      fail(precision_loc(t.precision),
+           "unknown precision " + in_quotes(t.precision) +
+               " for a model task; known precisions: " + join_names(ctx_.known_precisions));
+    }
+  }
+
+  static bool listed(const std::vector<std::string>& list, std::string_view s) {
+    return std::find(list.begin(), list.end(), s) != list.end();
+  }
+
+  static std::string join_names(const std::vector<std::string>& items) {
+    std::string out;
+    for (const std::string& s : items) out += (out.empty() ? "" : ", ") + s;
+    return out;
+  }
+
+  // Where `precision` is written: first in a block that can make model tasks (a `kind:` listing
+  // `model`, or `model:` without `kind:`), else anywhere; the campaign file when nowhere (the
+  // default precision is never unknown, so that is not expected).
+  SourceLoc precision_loc(const std::string& precision) const {
+    const SourceLoc* any = nullptr;
+    for (const auto& fragment : spec_.fragments) {
+      for (const core::TaskBlock& b : fragment.blocks) {
+        bool kind_axis = false, model_kind = false, model_axis = false;
+        for (const core::AxisValues& a : b.axes) {
+          if (a.axis == core::Axis::kModel) model_axis = true;
+          if (a.axis != core::Axis::kKind) continue;
+          kind_axis = true;
+          for (const core::AxisValue& v : a.values) model_kind = model_kind || v.text == "model";
+        }
+        const bool makes_model_tasks = model_kind || (!kind_axis && model_axis);
+        auto consider = [&](const core::AxisValue& v) -> const SourceLoc* {
+          if (v.text != precision) return nullptr;
+          if (makes_model_tasks) return &v.loc;
+          if (!any) any = &v.loc;
+          return nullptr;
+        };
+        for (const core::AxisValues& a : b.axes)
+          if (a.axis == core::Axis::kPrecision)
+            for (const core::AxisValue& v : a.values)
+              if (const SourceLoc* at = consider(v)) return *at;
+        for (const core::Combo& c : b.include)
+          for (const core::ComboEntry& e : c.entries)
+            if (e.axis == core::Axis::kPrecision)
+              if (const SourceLoc* at = consider(e.value)) return *at;
+      }
+    }
+    return any ? *any : SourceLoc{spec_.source, 1, 1};
+  }
+
   void parse(const FileParser& p, std::string_view text, const fs::path& base_dir, const TaskSettings& outer,
              bool top) {
     std::vector<YAML::Node> docs;

@@ -22,6 +22,9 @@ namespace ipfsa::config {
 struct LoadContext {
   std::vector<std::string> known_kinds;   // e.g. engine::kind_names(); a kind not here is an error
   std::vector<std::string> known_models;  // the model catalog; a `model:` not here is an error
+  // The precision profiles (engine::precision_names()); a task of kind `model` whose precision is
+  // not here is an error. Empty: precisions are not checked against a list.
+  std::vector<std::string> known_precisions;
 };
 
 // Loads the campaign file at `path`; includes resolve relative to the including file's directory.

@@ -18,6 +18,7 @@ namespace ipfsa::engine {
 // Each kind set is a static table; the registry concatenates them in this order.
 std::span<const Kind> selftest_kinds();  // selftest_kinds.cpp
 std::span<const Kind> gemm_kinds();      // gemm_eigen.cpp
+std::span<const Kind> model_kinds();     // model_kind.cpp
 
 // A failed outcome carrying `message`: what a kind returns for bad parameters or a failed check.
 inline core::TaskOutcome failed_outcome(std::string message) {

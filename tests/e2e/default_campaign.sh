@@ -20,7 +20,7 @@ expect_eq "$lines" "$total" "results.csv rows"
 "$IPFSA_BIN" store show trends.h5 > show.txt
 run_id=$(json out/summary.json run_id)
 grep -q "$run_id" show.txt || fail "store show does not list run $run_id"
-grep -q "gemm.eigen" show.txt || fail "store show does not list the gemm.eigen tasks"
+grep -q "model(llama)" show.txt || fail "store show does not list the model tasks"
 h5check trends.h5 --expect-final "$total" --run "$run_id"
 # A second run appends to the same store.
 mpirun_ipfsa 4 run --out out2 --store trends.h5 > /dev/null 2>&1 || fail "second run"

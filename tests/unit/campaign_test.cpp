@@ -18,6 +18,8 @@
 
 #include "config/campaign_loader.hpp"
 #include "config/default_campaign.hpp"
+#include "engine/model/catalog.hpp"
+#include "engine/model/precision.hpp"
 #include "core/campaign_expand.hpp"
 
 namespace ipfsa {
@@ -33,9 +35,12 @@ const std::string kDataDir = std::string(IPFSA_TEST_DATA_DIR) + "/campaigns";
 const std::string kConfigsDir = std::string(IPFSA_TEST_DATA_DIR) + "/../../configs";
 
 LoadContext test_context() {
-  return LoadContext{{"selftest.ok", "selftest.fail", "selftest.segfault", "selftest.abort", "selftest.hang",
-                      "selftest.oom", "selftest.sleep", "gemm.eigen"},
-                     {}};
+  LoadContext ctx{{"selftest.ok", "selftest.fail", "selftest.segfault", "selftest.abort", "selftest.hang",
+                   "selftest.oom", "selftest.sleep", "gemm.eigen", "model"},
+                  {}};
+  ctx.known_models = engine::model_names();  // the shipped campaigns name catalog models
+  ctx.known_precisions = engine::precision_names();
+  return ctx;
 }
 
 Result<Campaign> load_text(std::string_view yaml, const LoadContext& ctx = test_context()) {
@@ -313,7 +318,7 @@ TEST(CampaignExpand, ModelEntriesRunAsKindModelWithTheModelAsAffinityKey) {
   auto r = load_text(R"(
 name: models
 tasks:
-  - {model: bert-base, precision: fp16, seq_len: 128}
+  - {model: bert-base, precision: int2, seq_len: 128}
 matrix:
   - {model: [bert-base, llama-7b], precision: [int8, int4]}
 )",
@@ -323,7 +328,7 @@ matrix:
   ASSERT_EQ(r->tasks.size(), 5u);
   EXPECT_EQ(r->tasks[0].kind, "model");
   EXPECT_EQ(r->tasks[0].model, "bert-base");
-  EXPECT_EQ(r->tasks[0].id, "model(bert-base)/cpu/fp16/b1/s128/latency");
+  EXPECT_EQ(r->tasks[0].id, "model(bert-base)/cpu/int2/b1/s128/latency");
   EXPECT_EQ(r->tasks[2].id, "model(bert-base)/cpu/int4/b1/s0/latency");
   EXPECT_EQ(r->tasks[3].model, "llama-7b");
 }
@@ -458,8 +463,11 @@ TEST(CampaignErrors, UnknownKindListsKnownKinds) {
 }
 
 TEST(CampaignErrors, UnknownModel) {
-  expect_data_error("bad_unknown_model.yaml", 3, 12, {"unknown model 'bert-base'", "catalog is empty"});
+  expect_data_error("bad_unknown_model.yaml", 3, 12, {"unknown model 'bert-base'", "known models: ", "llama"});
   LoadContext ctx = test_context();
+  ctx.known_models.clear();
+  expect_error_at(config::load_campaign_file(kDataDir + "/bad_unknown_model.yaml", ctx),
+                  kDataDir + "/bad_unknown_model.yaml", 3, 12, {"unknown model 'bert-base'", "catalog is empty"});
   ctx.known_kinds.push_back("model");
   ctx.known_models = {"llama-7b"};
   auto r = config::load_campaign_file(kDataDir + "/bad_unknown_model.yaml", ctx);
@@ -636,11 +644,11 @@ TEST(CampaignErrors, InlineCases) {
        2,
        "{",
        {"names neither `kind:` nor `model:`"}},
-      {"model with an empty catalog",
-       "name: x\ntasks: [{model: bert}]\n",
+      {"model not in the catalog",
+       "name: x\ntasks: [{model: bert-huge}]\n",
        2,
-       "bert",
-       {"unknown model 'bert'"}},
+       "bert-huge",
+       {"unknown model 'bert-huge'"}},
       {"no value", "name: x\ntasks:\n  - kind:\n", 3, "kind", {"kind has no value"}},
       {"params not a mapping",
        "name: x\ntasks: [{kind: selftest.ok, params: [1]}]\n",
@@ -745,13 +753,12 @@ TEST(CampaignFiles, DefaultCampaignParsesAndIsSmall) {
   ASSERT_TRUE(r.ok()) << r.error().message;
   expect_well_formed(*r);
   EXPECT_EQ(r->source, "<embedded default>");
-  EXPECT_GE(r->tasks.size(), 12u);
-  EXPECT_LE(r->tasks.size(), 20u);
+  EXPECT_GE(r->tasks.size(), 30u);
+  EXPECT_LE(r->tasks.size(), 60u);
   std::size_t critical = 0;
-  std::size_t gemm = 0;
+  std::set<std::string> models, precisions;
   for (const TaskSpec& t : r->tasks) {
     EXPECT_EQ(t.hardware, "cpu") << t.id;
-    EXPECT_EQ(t.precision, "fp32") << t.id;
     EXPECT_EQ(t.repeats, 5u);
     EXPECT_EQ(t.warmup, 1u);
     EXPECT_DOUBLE_EQ(t.timeout_s, 60.0);
@@ -759,21 +766,19 @@ TEST(CampaignFiles, DefaultCampaignParsesAndIsSmall) {
     if (t.kind == "selftest.ok") {
       EXPECT_EQ(t.priority, Priority::kCritical);
       ++critical;
+      continue;
     }
-    if (t.kind == "gemm.eigen") {
-      ++gemm;
-      EXPECT_NE(t.priority, Priority::kCritical);
-      EXPECT_EQ(t.batch, 1u);
-      for (const char* dim : {"m", "n", "k"}) {
-        const int v = std::stoi(t.param(dim, "0"));
-        EXPECT_GE(v, 64) << t.id;
-        EXPECT_LE(v, 512) << t.id;
-      }
-    }
+    // Everything else: tiny catalog models (the `size` param is never `real` here).
+    EXPECT_EQ(t.kind, "model") << t.id;
+    EXPECT_NE(t.priority, Priority::kCritical) << t.id;
+    EXPECT_EQ(t.param("size", "tiny"), "tiny") << t.id;
+    EXPECT_LE(t.seq_len, 16u) << t.id;
+    models.insert(t.model);
+    precisions.insert(t.precision);
   }
   EXPECT_GE(critical, 1u);
-  EXPECT_GE(gemm, 8u);
-  EXPECT_EQ(critical + gemm, r->tasks.size());
+  EXPECT_GE(models.size(), 7u);  // one per family
+  for (const char* p : {"fp32", "int8", "int4", "int2"}) EXPECT_TRUE(precisions.count(p)) << p;
 }
 
 TEST(CampaignFiles, EmbeddedDefaultIsConfigsDefaultYamlVerbatim) {
@@ -786,7 +791,8 @@ TEST(CampaignFiles, EmbeddedDefaultIsConfigsDefaultYamlVerbatim) {
 
 TEST(CampaignFiles, ExamplesLoad) {
   const std::map<std::string, std::size_t> expected = {
-      {"faults.yaml", 13}, {"dispatch.yaml", 20000}, {"nightly-cpu.yaml", 16}, {"gemm-sweep.yaml", 5}};
+      {"faults.yaml", 13},      {"dispatch.yaml", 20000},          {"nightly-cpu.yaml", 16},
+      {"gemm-sweep.yaml", 5},   {"model-families.yaml", 120}};
   std::size_t seen = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kConfigsDir + "/examples")) {
     if (entry.path().extension() != ".yaml") continue;

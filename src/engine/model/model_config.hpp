@@ -86,6 +86,7 @@ struct ModelConfig {
   StackConfig encoder;     // absent (layers == 0) for decoder-only models
   StackConfig decoder;     // absent for encoder-only models
   StackConfig vision;      // dual encoder's image tower only
+  float embed_scale = 1.0f;  // token embeddings are multiplied by it on lookup (Gemma: sqrt(hidden))
 
   // Ok, or a kInput error naming the first inconsistent field (e.g. "decoder.kv_heads: 3 does
   // not divide heads 8"), prefixed by `where` (a file name, a catalog entry).

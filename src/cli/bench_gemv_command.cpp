@@ -1,0 +1,141 @@
+// `ipfs-accelerate bench gemv` (see bench_gemv_command.hpp).
+#include "cli/bench_gemv_command.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <vector>
+
+#include "engine/gemv_eigen.hpp"
+#include "engine/membw.hpp"
+#include "engine/qgemm.hpp"
+#include "engine/quant.hpp"
+#include "engine/thread_pool.hpp"
+
+namespace ipfsa::cli {
+namespace {
+
+int fail(const std::string& message) {
+  std::cerr << "ipfs-accelerate: bench gemv: " << message << "\n";
+  return 2;
+}
+
+// Median wall time of `repeats` calls of fn, in microseconds; before each call (untimed) the
+// probe's buffer is swept once, evicting the weights from every cache level, unless `warm`.
+double median_us(const std::function<void()>& fn, int repeats, engine::ReadProbe& probe, bool warm) {
+  fn();  // warm-up: page faults, pool wake-up
+  std::vector<double> us;
+  for (int i = 0; i < repeats; ++i) {
+    if (!warm) probe.sweep();
+    const auto start = std::chrono::steady_clock::now();
+    fn();
+    const auto stop = std::chrono::steady_clock::now();
+    us.push_back(std::chrono::duration<double, std::micro>(stop - start).count());
+  }
+  std::sort(us.begin(), us.end());
+  return us[us.size() / 2];
+}
+
+}  // namespace
+
+int bench_gemv_command(const BenchGemvOptions& o) {
+  engine::QuantParams params;
+  params.bits = o.bits;
+  params.group = o.group;
+  params.search_clip = false;
+  if (o.scheme == "asym") {
+    params.scheme = engine::QuantScheme::kAsymmetric;
+  } else if (o.scheme == "sym") {
+    params.scheme = engine::QuantScheme::kSymmetric;
+  } else {
+    return fail("--scheme must be asym or sym, got " + o.scheme);
+  }
+  if (auto v = engine::validate_quant_params(params, o.m, o.k); !v) return fail(v.error().message);
+  if (o.batch < 1 || o.repeats < 1 || o.threads < 0 || o.stream_mib < 1)
+    return fail("--batch, --repeats and --stream-mib must be positive, --threads not negative");
+  const double limit = static_cast<double>(1 << 28);
+  if (static_cast<double>(o.m) * o.k > limit) return fail("m * k must stay within 2^28");
+  if (static_cast<double>(o.batch) * (static_cast<double>(o.m) + o.k) > limit)
+    return fail("batch * (m + k) must stay within 2^28");
+  const int threads = o.threads > 0 ? o.threads : engine::default_thread_count();
+
+  std::vector<float> w(static_cast<std::size_t>(o.m) * o.k);
+  std::vector<float> x(static_cast<std::size_t>(o.batch) * o.k);
+  std::mt19937_64 rng(o.seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : w) v = normal(rng);
+  for (float& v : x) v = normal(rng);
+  auto q = engine::quantize(w, o.m, o.k, params, threads);
+  if (!q) return fail(q.error().message);
+
+  const std::size_t ny = static_cast<std::size_t>(o.batch) * o.m;
+  std::vector<float> y(ny), y_ref(ny), y_eigen(ny);
+  for (int n = 0; n < o.batch; ++n)
+    engine::gemv_reference(*q, std::span<const float>(x).subspan(static_cast<std::size_t>(n) * o.k, o.k),
+                           std::span<float>(y_ref).subspan(static_cast<std::size_t>(n) * o.m, o.m));
+
+  engine::QGemmOptions qo;
+  qo.threads = threads;
+  engine::ReadProbe probe(static_cast<std::size_t>(o.stream_mib) << 20, threads);
+  const double us = median_us([&] { engine::qgemm(*q, x, o.batch, y, qo); }, o.repeats, probe, o.warm);
+  const double eigen_us = median_us(
+      [&] { engine::eigen_fp32_gemm(w, o.m, o.k, x, o.batch, y_eigen, threads); }, o.repeats, probe, o.warm);
+  const engine::ReadBandwidth stream = probe.measure(5);
+
+  double max_err = 0.0, max_ref = 0.0, err2 = 0.0, ref2 = 0.0;
+  for (std::size_t i = 0; i < ny; ++i) {
+    const double e = std::abs(static_cast<double>(y[i]) - y_ref[i]);
+    max_err = std::max(max_err, std::isfinite(e) ? e : HUGE_VAL);
+    max_ref = std::max(max_ref, std::abs(static_cast<double>(y_ref[i])));
+    err2 += e * e;
+    ref2 += static_cast<double>(y_ref[i]) * y_ref[i];
+  }
+  const double max_rel_error = max_ref > 0.0 ? max_err / max_ref : max_err;
+  const double rel_rmse = ref2 > 0.0 ? std::sqrt(err2 / ref2) : std::sqrt(err2);
+  const double weight_bytes = static_cast<double>(q->bytes());
+  const double weight_gbps = weight_bytes / (us * 1e-6) / 1e9;
+  const double ratio = eigen_us / us;
+  const double fraction = weight_gbps / stream.gbps;
+  const std::string isa(engine::to_string(qo.isa));
+
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["bits"] = o.bits;
+    j["group"] = o.group;
+    j["scheme"] = o.scheme;
+    j["m"] = o.m;
+    j["k"] = o.k;
+    j["batch"] = o.batch;
+    j["threads"] = threads;
+    j["isa"] = isa;
+    j["repeats"] = o.repeats;
+    j["cache"] = o.warm ? "warm" : "cold";
+    j["us"] = us;
+    j["weight_bytes"] = q->bytes();
+    j["weight_gbps"] = weight_gbps;
+    j["bits_per_weight"] = q->bits_per_weight();
+    j["eigen_fp32_us"] = eigen_us;
+    j["eigen_fp32_threads"] = threads;
+    j["eigen_fp32_split"] = "row blocks over the engine thread pool (Eigen without OpenMP)";
+    j["ratio_vs_eigen_fp32"] = ratio;
+    j["stream_gbps"] = stream.gbps;
+    j["stream_bytes"] = stream.bytes;
+    j["fraction_of_stream"] = fraction;
+    j["max_rel_error"] = max_rel_error;
+    j["rel_rmse"] = rel_rmse;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << o.bits << "-bit g" << o.group << " " << o.scheme << " " << o.m << "x" << o.k << " batch "
+              << o.batch << ", " << isa << ", " << threads << " threads: " << us << " us, " << weight_gbps
+              << " GB/s on " << q->bytes() << " weight bytes (" << fraction * 100.0 << "% of read bandwidth "
+              << stream.gbps << " GB/s); Eigen fp32 " << eigen_us << " us (" << ratio
+              << "x); max_rel_error " << max_rel_error << "\n";
+  }
+  return 0;
+}
+
+}  // namespace ipfsa::cli

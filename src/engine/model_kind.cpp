@@ -1,0 +1,188 @@
+// The `model` kind (issue 3 item 7): one forward-pass measurement of a catalog model at a
+// precision, with its accuracy against the fp32 run of the same weights on the same input.
+//
+// Params (all optional): size = tiny | real (tiny), seed (1) for weights and input, threads (1),
+// decode_tokens (8) for the decode measurement, accuracy = 1 | 0 (1).
+// Scenarios:
+//   latency     warm-up, then `repeats` forward passes of (batch, seq_len); samples = seconds per pass
+//   throughput  the same passes; throughput = samples (batch rows) per second over all passes
+//   prefill     decoders: `repeats` prefills of seq_len tokens; throughput = prompt tokens / s
+//   decode      decoders: prefill, then `repeats` x decode_tokens steps; samples = seconds per
+//               step; throughput = generated tokens / s (all batch rows)
+// Decoders (decoder, moe, encoder_decoder) also report metrics prefill_s and decode_tokens_per_s in
+// every scenario. Other metrics: parameters, weight_bytes, bits_per_weight (weight_bytes * 8 /
+// parameters), quantized_matrices, kv_cache_bits, kv_cache_bytes, threads.
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "engine/kind_util.hpp"
+#include "engine/model/accuracy.hpp"
+#include "engine/model/catalog.hpp"
+#include "engine/model/precision.hpp"
+#include "engine/model/transformer.hpp"
+#include "engine/model/weights.hpp"
+
+namespace ipfsa::engine {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <class F>
+double timed(F&& f) {
+  const auto t0 = Clock::now();
+  f();
+  return seconds_between(t0, Clock::now());
+}
+
+struct Measured {
+  std::vector<double> samples;
+  double throughput = 0.0;
+};
+
+// Times prefill of `input`, then `steps` decode steps feeding back the argmax token of each row.
+Result<Measured> measure_decode(Model& model, const ModelInput& input, int warmup, int repeats, int steps,
+                                std::vector<double>* prefill_samples) {
+  Measured m;
+  const int vocab = model.config().vocab;
+  const int rows = input.batch;
+  std::vector<std::int32_t> next(static_cast<std::size_t>(rows));
+  for (int rep = -warmup; rep < repeats; ++rep) {
+    Result<ModelOutput> out = input_error("not run");
+    const double p = timed([&] { out = model.prefill(input); });
+    if (!out) return out.error();
+    if (rep >= 0 && prefill_samples) prefill_samples->push_back(p);
+    for (int s = 0; s < steps; ++s) {
+      // Greedy: the argmax of each row's last logits (ids stay inside the vocabulary).
+      const std::size_t width = static_cast<std::size_t>(out->logits_shape.back());
+      const std::size_t per_row = out->logits.size() / static_cast<std::size_t>(rows);
+      for (int r = 0; r < rows; ++r) {
+        const float* row = out->logits.data() + static_cast<std::size_t>(r) * per_row + per_row - width;
+        next[static_cast<std::size_t>(r)] =
+            static_cast<std::int32_t>(std::max_element(row, row + width) - row) % std::max(vocab, 1);
+      }
+      const double d = timed([&] { out = model.decode_step(next); });
+      if (!out) return out.error();
+      if (rep >= 0) m.samples.push_back(d);
+    }
+  }
+  double total = 0.0;
+  for (double s : m.samples) total += s;
+  m.throughput = total > 0.0 ? static_cast<double>(m.samples.size()) * rows / total : 0.0;
+  return m;
+}
+
+core::TaskOutcome run_model(const core::TaskSpec& task) {
+  const CatalogEntry* entry = find_model(task.model);
+  if (!entry) return failed_outcome("model: unknown model '" + task.model + "' (see `ipfs-accelerate models list`)");
+  const std::string size = task.param("size", "tiny");
+  if (size != "tiny" && size != "real")
+    return failed_outcome("model: parameter size='" + size + "' is not tiny or real");
+  auto plan = resolve_precision(task.precision);
+  if (!plan) return failed_outcome("model: " + plan.error().message);
+  auto seed = int_param(task, "seed", 1, 0, std::int64_t{1} << 62);
+  auto threads = int_param(task, "threads", 1, 1, 256);
+  auto steps = int_param(task, "decode_tokens", 8, 1, 1 << 16);
+  auto check = int_param(task, "accuracy", 1, 0, 1);
+  for (const auto* r : {&seed, &threads, &steps, &check})
+    if (!*r) return failed_outcome(r->error().message);
+  const ModelConfig& config = size == "tiny" ? entry->tiny : entry->real;
+  const int batch = static_cast<int>(std::max<std::uint32_t>(task.batch, 1));
+  const int seq = static_cast<int>(task.seq_len > 0 ? task.seq_len : 8);
+  const bool decoder = config.family == Family::kDecoder || config.family == Family::kMoe ||
+                       config.family == Family::kEncoderDecoder;
+  if ((task.scenario == "prefill" || task.scenario == "decode") && !decoder)
+    return failed_outcome("model: scenario '" + task.scenario + "' needs a decoder; " + entry->name + " is " +
+                          std::string(to_string(config.family)));
+  if (task.scenario != "latency" && task.scenario != "throughput" && task.scenario != "prefill" &&
+      task.scenario != "decode")
+    return failed_outcome("model: unknown scenario '" + task.scenario +
+                          "' (latency, throughput, prefill, decode)");
+
+  const TensorSet weights = synthetic_weights(config, static_cast<std::uint64_t>(*seed), static_cast<int>(*threads));
+  auto model = Model::build(config, weights, *plan, static_cast<int>(*threads));
+  if (!model) return failed_outcome("model " + entry->name + ": " + model.error().message);
+  const ModelInput input = make_synthetic_input(config, batch, seq, static_cast<std::uint64_t>(*seed) + 1);
+
+  core::TaskOutcome o;
+  auto metric = [&](std::string name, double v) { o.metrics.emplace_back(std::move(name), v); };
+
+  // Accuracy first: the fp32 model of the same weights on the same input.
+  if (*check == 1) {
+    auto out = model->forward(input);
+    if (!out) return failed_outcome("model " + entry->name + ": " + out.error().message);
+    Result<ModelOutput> ref = *out;
+    if (model->quantized_matrices() > 0 || model->kv_cache_bits() != 32) {
+      auto fp32 = Model::build(config, weights, PrecisionPlan{}, static_cast<int>(*threads));
+      if (!fp32) return failed_outcome("model " + entry->name + " (fp32 reference): " + fp32.error().message);
+      ref = fp32->forward(input);
+      if (!ref) return failed_outcome("model " + entry->name + " (fp32 reference): " + ref.error().message);
+    }
+    auto acc = compare_outputs(*ref, *out);
+    if (!acc) return failed_outcome("model " + entry->name + ": " + acc.error().message);
+    o.acc_cosine = acc->cosine;
+    o.acc_rel_error = acc->rel_error;
+    o.acc_kl = acc->kl;
+    o.acc_top1 = acc->top1;
+  }
+
+  const int warmup = static_cast<int>(task.warmup);
+  const int repeats = static_cast<int>(std::max<std::uint32_t>(task.repeats, 1));
+  if (task.scenario == "latency" || task.scenario == "throughput") {
+    for (int rep = -warmup; rep < repeats; ++rep) {
+      Result<ModelOutput> out = input_error("not run");
+      const double s = timed([&] { out = model->forward(input); });
+      if (!out) return failed_outcome("model " + entry->name + ": " + out.error().message);
+      if (rep >= 0) o.samples_s.push_back(s);
+    }
+    double total = 0.0;
+    for (double s : o.samples_s) total += s;
+    o.throughput = static_cast<double>(batch) * static_cast<double>(o.samples_s.size()) / total;
+  }
+  if (decoder) {
+    std::vector<double> prefills;
+    const bool main = task.scenario == "prefill" || task.scenario == "decode";
+    // Outside the decoder scenarios the decode figures are a short side measurement.
+    auto d = measure_decode(*model, input, main ? warmup : 0, main ? repeats : 1, static_cast<int>(*steps),
+                            &prefills);
+    if (!d) return failed_outcome("model " + entry->name + " (decode): " + d.error().message);
+    double prefill_total = 0.0;
+    for (double p : prefills) prefill_total += p;
+    const double prefill_mean = prefill_total / static_cast<double>(prefills.size());
+    metric("prefill_s", prefill_mean);
+    metric("decode_tokens_per_s", d->throughput);
+    if (task.scenario == "prefill") {
+      o.samples_s = prefills;
+      o.throughput = static_cast<double>(batch) * seq / prefill_mean;
+    } else if (task.scenario == "decode") {
+      o.samples_s = d->samples;
+      o.throughput = d->throughput;
+    }
+    metric("kv_cache_bytes", static_cast<double>(model->kv_cache_bytes()));
+  }
+  const double params = static_cast<double>(config.parameters());
+  metric("parameters", params);
+  metric("weight_bytes", static_cast<double>(model->weight_bytes()));
+  metric("bits_per_weight", static_cast<double>(model->weight_bytes()) * 8.0 / params);
+  metric("quantized_matrices", model->quantized_matrices());
+  metric("kv_cache_bits", model->kv_cache_bits());
+  metric("threads", static_cast<double>(*threads));
+  o.status = core::TaskStatus::kPassed;
+  return o;
+}
+
+constexpr Kind kModelKinds[] = {
+    {"model",
+     "forward pass of a catalog model (campaign `model:`) at a `precision`; scenarios latency, throughput, "
+     "prefill, decode; accuracy vs fp32; params size (tiny|real), seed, threads, decode_tokens, accuracy",
+     &run_model},
+};
+
+}  // namespace
+
+std::span<const Kind> model_kinds() {
+  return kModelKinds;
+}
+
+}  // namespace ipfsa::engine
