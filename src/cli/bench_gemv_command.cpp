@@ -132,8 +132,8 @@ int bench_gemv_command(const BenchGemvOptions& o) {
     std::cout << o.bits << "-bit g" << o.group << " " << o.scheme << " " << o.m << "x" << o.k << " batch "
               << o.batch << ", " << isa << ", " << threads << " threads: " << us << " us, " << weight_gbps
               << " GB/s on " << q->bytes() << " weight bytes (" << fraction * 100.0 << "% of read bandwidth "
-              << stream.gbps << " GB/s); Eigen fp32 " << eigen_us << " us (" << ratio
-              << "x); max_rel_error " << max_rel_error << "\n";
+              << stream.gbps << " GB/s); Eigen fp32 " << eigen_us << " us (" << ratio << "x); max_rel_error "
+              << max_rel_error << "\n";
   }
   return 0;
 }

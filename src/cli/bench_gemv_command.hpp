@@ -10,16 +10,16 @@
 namespace ipfsa::cli {
 
 struct BenchGemvOptions {
-  int bits = 4;        // 2, 3, 4 or 8
-  int m = 4096;        // rows of W (output features)
-  int k = 14336;       // columns of W (input features); a multiple of group
-  int group = 64;      // 32, 64 or 128
+  int bits = 4;                 // 2, 3, 4 or 8
+  int m = 4096;                 // rows of W (output features)
+  int k = 14336;                // columns of W (input features); a multiple of group
+  int group = 64;               // 32, 64 or 128
   std::string scheme = "asym";  // asym or sym
-  int batch = 1;       // activation rows (1: GEMV)
-  int threads = 0;     // 0: default_thread_count() (hardware threads, or IPFSA_THREADS)
-  int repeats = 20;    // timed products per measurement; the median is reported
-  int stream_mib = 512;  // size of the read-bandwidth probe's buffer
-  bool warm = false;   // skip the cache eviction before each timed product
+  int batch = 1;                // activation rows (1: GEMV)
+  int threads = 0;              // 0: default_thread_count() (hardware threads, or IPFSA_THREADS)
+  int repeats = 20;             // timed products per measurement; the median is reported
+  int stream_mib = 512;         // size of the read-bandwidth probe's buffer
+  bool warm = false;            // skip the cache eviction before each timed product
   std::uint64_t seed = 42;
   bool json = false;  // one JSON object on stdout; otherwise one human-readable line
 };

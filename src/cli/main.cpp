@@ -14,6 +14,7 @@
 #include "cli/commands.hpp"
 #include "cli/launch.hpp"
 #include "cli/models_command.hpp"
+#include "cli/models_run_command.hpp"
 #include "cli/quantize_command.hpp"
 #include "core/version.hpp"
 #include "exec/executor.hpp"
@@ -134,9 +135,31 @@ int main(int argc, char** argv) {
                               "Only this family: encoder, decoder, encoder_decoder, vision, audio, "
                               "dual_encoder or moe");
   models_list_cmd->add_flag("--json", models_list.json, "Print a JSON array with the full architectures");
+  models_list_cmd->add_flag("--markdown", models_list.markdown,
+                            "Print the coverage table of docs/models.md (generated from the catalog)");
   auto* precisions_cmd =
       models_cmd->add_subcommand("precisions", "List the precision profiles a model task may use");
   precisions_cmd->add_flag("--json", precisions_json, "Print a JSON array");
+  ipfsa::cli::ModelsRunOptions models_run;
+  auto* models_run_cmd = models_cmd->add_subcommand(
+      "run", "Run one model in this process: latency, throughput and accuracy against fp32");
+  models_run_cmd->add_option("model", models_run.model, "Catalog model name (see `models list`)");
+  models_run_cmd->add_option("--dir", models_run.dir,
+                             "HuggingFace-style checkpoint folder (config.json + *.safetensors) instead");
+  models_run_cmd->add_option("--precision", models_run.precision, "A profile of `models precisions`");
+  models_run_cmd->add_option("--size", models_run.size, "tiny or real (catalog models)")
+      ->check(CLI::IsMember({"tiny", "real"}));
+  models_run_cmd->add_option("--scenario", models_run.scenario, "latency, throughput, prefill or decode")
+      ->check(CLI::IsMember({"latency", "throughput", "prefill", "decode"}));
+  models_run_cmd->add_option("--batch", models_run.batch, "Batch size")->check(CLI::Range(1, 4096));
+  models_run_cmd->add_option("--seq-len", models_run.seq_len, "Sequence length")
+      ->check(CLI::Range(1, 1 << 20));
+  models_run_cmd->add_option("--repeats", models_run.repeats, "Timed runs")->check(CLI::Range(1, 100000));
+  models_run_cmd->add_option("--warmup", models_run.warmup, "Untimed runs first")
+      ->check(CLI::Range(0, 100000));
+  models_run_cmd->add_option("--threads", models_run.threads, "Threads")->check(CLI::Range(1, 256));
+  models_run_cmd->add_option("--seed", models_run.seed, "Seed of the synthetic weights and input");
+  models_run_cmd->add_flag("--json", models_run.json, "Print one JSON object");
 
   ipfsa::cli::QuantizeOptions quant;
   auto* quant_cmd = app.add_subcommand(
@@ -233,6 +256,7 @@ int main(int argc, char** argv) {
     if (gemv_cmd->parsed()) return ipfsa::cli::bench_gemv_command(gemv);
     if (models_list_cmd->parsed()) return ipfsa::cli::models_list_command(models_list);
     if (precisions_cmd->parsed()) return ipfsa::cli::models_precisions_command(precisions_json);
+    if (models_run_cmd->parsed()) return ipfsa::cli::models_run_command(models_run);
     return ipfsa::cli::kinds_command();
   } catch (const std::exception& e) {
     std::cerr << "ipfs-accelerate: internal error: " << e.what() << "\n";

@@ -145,7 +145,21 @@ int models_list_command(const ModelsListOptions& o) {
     if ((!tier || e.tier == *tier) && (!family || e.family == *family)) shown.push_back(&e);
   std::stable_sort(shown.begin(), shown.end(),
                    [](const CatalogEntry* a, const CatalogEntry* b) { return a->family < b->family; });
-  if (o.json) {
+  if (o.markdown) {
+    // The coverage table of docs/models.md ("The classes"), generated from the catalog; the e2e
+    // test models_list.sh fails when the document and the catalog disagree.
+    std::cout << "| name | HuggingFace class | family | tier | checkpoint (`real`) | real | tiny | "
+                 "approximations |\n"
+              << "|---|---|---|---|---|---|---|---|\n";
+    for (const CatalogEntry* e : shown) {
+      std::string notes = e->notes.empty() ? "—" : e->notes;
+      for (char& c : notes)
+        if (c == '\n') c = ' ';
+      std::cout << "| `" << e->name << "` | `" << e->hf_class << "` | " << to_string(e->family) << " | "
+                << core::to_string(e->tier) << " | " << e->checkpoint << " | " << human(e->real.parameters())
+                << " | " << human(e->tiny.parameters()) << " | " << notes << " |\n";
+    }
+  } else if (o.json) {
     Json out = Json::array();
     for (const CatalogEntry* e : shown) out.push_back(entry_json(*e));
     std::cout << out.dump(2) << "\n";

@@ -11,9 +11,10 @@
 namespace ipfsa::cli {
 
 struct ModelsListOptions {
-  std::string tier;    // empty: every tier; else critical, high or medium
-  std::string family;  // empty: every family; else one of engine::Family's names
-  bool json = false;   // a JSON array on stdout instead of a table
+  std::string tier;       // empty: every tier; else critical, high or medium
+  std::string family;     // empty: every family; else one of engine::Family's names
+  bool json = false;      // a JSON array on stdout instead of a table
+  bool markdown = false;  // the coverage table of docs/models.md instead
 };
 
 // Returns 0 after printing the matching models (catalog order within each family), or 2 with a

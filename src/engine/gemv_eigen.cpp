@@ -25,7 +25,8 @@ void eigen_fp32_gemm(std::span<const float> w, int rows, int cols, std::span<con
   engine_thread_pool().run(nt, [&](int t) {
     // Row blocks rounded to 16 rows so that no block splits an Eigen kernel's register tile.
     const int r0 = static_cast<int>(static_cast<long long>(rows) * t / nt) / 16 * 16;
-    const int r1 = t + 1 == nt ? rows : static_cast<int>(static_cast<long long>(rows) * (t + 1) / nt) / 16 * 16;
+    const int r1 =
+        t + 1 == nt ? rows : static_cast<int>(static_cast<long long>(rows) * (t + 1) / nt) / 16 * 16;
     if (r1 <= r0) return;
     const Eigen::Map<const RowMatrix> wb(w.data() + static_cast<std::size_t>(r0) * cols, r1 - r0, cols);
     if (batch == 1) {

@@ -14,7 +14,7 @@
 namespace ipfsa::engine {
 
 struct ReadBandwidth {
-  double gbps = 0.0;         // bytes / best seconds / 1e9
+  double gbps = 0.0;          // bytes / best seconds / 1e9
   double best_seconds = 0.0;  // fastest sweep
   std::size_t bytes = 0;      // bytes read per sweep
   int threads = 0;

@@ -2,7 +2,9 @@
 // precision, with its accuracy against the fp32 run of the same weights on the same input.
 //
 // Params (all optional): size = tiny | real (tiny), seed (1) for weights and input, threads (1),
-// decode_tokens (8) for the decode measurement, accuracy = 1 | 0 (1).
+// decode_tokens (8) for the decode measurement, accuracy = 1 | 0 (1), path = a HuggingFace-style
+// folder (config.json + *.safetensors) whose architecture and weights replace the catalog's
+// synthetic ones (then `model` is only a label and need not be in the catalog).
 // Scenarios:
 //   latency     warm-up, then `repeats` forward passes of (batch, seq_len); samples = seconds per pass
 //   throughput  the same passes; throughput = samples (batch rows) per second over all passes
@@ -16,9 +18,12 @@
 #include <chrono>
 #include <string>
 
+#include "engine/model_kind.hpp"
+
 #include "engine/kind_util.hpp"
 #include "engine/model/accuracy.hpp"
 #include "engine/model/catalog.hpp"
+#include "engine/model/hf_config.hpp"
 #include "engine/model/precision.hpp"
 #include "engine/model/transformer.hpp"
 #include "engine/model/weights.hpp"
@@ -73,36 +78,53 @@ Result<Measured> measure_decode(Model& model, const ModelInput& input, int warmu
   return m;
 }
 
-core::TaskOutcome run_model(const core::TaskSpec& task) {
-  const CatalogEntry* entry = find_model(task.model);
-  if (!entry) return failed_outcome("model: unknown model '" + task.model + "' (see `ipfs-accelerate models list`)");
+}  // namespace
+
+Result<core::TaskOutcome> run_model_task(const core::TaskSpec& task) {
+  const std::string path = task.param("path");
   const std::string size = task.param("size", "tiny");
   if (size != "tiny" && size != "real")
-    return failed_outcome("model: parameter size='" + size + "' is not tiny or real");
+    return input_error("model: parameter size='" + size + "' is not tiny or real");
   auto plan = resolve_precision(task.precision);
-  if (!plan) return failed_outcome("model: " + plan.error().message);
+  if (!plan) return input_error("model: " + plan.error().message);
   auto seed = int_param(task, "seed", 1, 0, std::int64_t{1} << 62);
   auto threads = int_param(task, "threads", 1, 1, 256);
   auto steps = int_param(task, "decode_tokens", 8, 1, 1 << 16);
   auto check = int_param(task, "accuracy", 1, 0, 1);
   for (const auto* r : {&seed, &threads, &steps, &check})
-    if (!*r) return failed_outcome(r->error().message);
-  const ModelConfig& config = size == "tiny" ? entry->tiny : entry->real;
+    if (!*r) return r->error();
+
+  // The architecture and weights: a checkpoint folder, or the catalog's with synthetic weights.
+  ModelConfig config;
+  TensorSet weights;
+  std::string label = task.model;
+  if (!path.empty()) {
+    auto loaded = load_model_dir(path);
+    if (!loaded) return loaded.error();
+    config = std::move(loaded->hf.config);
+    weights = std::move(loaded->weights);
+    if (label.empty() || label == task.kind) label = path;
+  } else {
+    const CatalogEntry* entry = find_model(task.model);
+    if (!entry)
+      return input_error("model: unknown model '" + task.model + "' (see `ipfs-accelerate models list`)");
+    config = size == "tiny" ? entry->tiny : entry->real;
+    weights = synthetic_weights(config, static_cast<std::uint64_t>(*seed), static_cast<int>(*threads));
+  }
   const int batch = static_cast<int>(std::max<std::uint32_t>(task.batch, 1));
   const int seq = static_cast<int>(task.seq_len > 0 ? task.seq_len : 8);
   const bool decoder = config.family == Family::kDecoder || config.family == Family::kMoe ||
                        config.family == Family::kEncoderDecoder;
   if ((task.scenario == "prefill" || task.scenario == "decode") && !decoder)
-    return failed_outcome("model: scenario '" + task.scenario + "' needs a decoder; " + entry->name + " is " +
-                          std::string(to_string(config.family)));
+    return input_error("model: scenario '" + task.scenario + "' needs a decoder; " + label + " is " +
+                       std::string(to_string(config.family)));
   if (task.scenario != "latency" && task.scenario != "throughput" && task.scenario != "prefill" &&
       task.scenario != "decode")
-    return failed_outcome("model: unknown scenario '" + task.scenario +
-                          "' (latency, throughput, prefill, decode)");
+    return input_error("model: unknown scenario '" + task.scenario +
+                       "' (latency, throughput, prefill, decode)");
 
-  const TensorSet weights = synthetic_weights(config, static_cast<std::uint64_t>(*seed), static_cast<int>(*threads));
   auto model = Model::build(config, weights, *plan, static_cast<int>(*threads));
-  if (!model) return failed_outcome("model " + entry->name + ": " + model.error().message);
+  if (!model) return input_error("model " + label + ": " + model.error().message);
   const ModelInput input = make_synthetic_input(config, batch, seq, static_cast<std::uint64_t>(*seed) + 1);
 
   core::TaskOutcome o;
@@ -111,16 +133,16 @@ core::TaskOutcome run_model(const core::TaskSpec& task) {
   // Accuracy first: the fp32 model of the same weights on the same input.
   if (*check == 1) {
     auto out = model->forward(input);
-    if (!out) return failed_outcome("model " + entry->name + ": " + out.error().message);
+    if (!out) return input_error("model " + label + ": " + out.error().message);
     Result<ModelOutput> ref = *out;
     if (model->quantized_matrices() > 0 || model->kv_cache_bits() != 32) {
       auto fp32 = Model::build(config, weights, PrecisionPlan{}, static_cast<int>(*threads));
-      if (!fp32) return failed_outcome("model " + entry->name + " (fp32 reference): " + fp32.error().message);
+      if (!fp32) return input_error("model " + label + " (fp32 reference): " + fp32.error().message);
       ref = fp32->forward(input);
-      if (!ref) return failed_outcome("model " + entry->name + " (fp32 reference): " + ref.error().message);
+      if (!ref) return input_error("model " + label + " (fp32 reference): " + ref.error().message);
     }
     auto acc = compare_outputs(*ref, *out);
-    if (!acc) return failed_outcome("model " + entry->name + ": " + acc.error().message);
+    if (!acc) return input_error("model " + label + ": " + acc.error().message);
     o.acc_cosine = acc->cosine;
     o.acc_rel_error = acc->rel_error;
     o.acc_kl = acc->kl;
@@ -133,7 +155,7 @@ core::TaskOutcome run_model(const core::TaskSpec& task) {
     for (int rep = -warmup; rep < repeats; ++rep) {
       Result<ModelOutput> out = input_error("not run");
       const double s = timed([&] { out = model->forward(input); });
-      if (!out) return failed_outcome("model " + entry->name + ": " + out.error().message);
+      if (!out) return input_error("model " + label + ": " + out.error().message);
       if (rep >= 0) o.samples_s.push_back(s);
     }
     double total = 0.0;
@@ -146,7 +168,7 @@ core::TaskOutcome run_model(const core::TaskSpec& task) {
     // Outside the decoder scenarios the decode figures are a short side measurement.
     auto d = measure_decode(*model, input, main ? warmup : 0, main ? repeats : 1, static_cast<int>(*steps),
                             &prefills);
-    if (!d) return failed_outcome("model " + entry->name + " (decode): " + d.error().message);
+    if (!d) return input_error("model " + label + " (decode): " + d.error().message);
     double prefill_total = 0.0;
     for (double p : prefills) prefill_total += p;
     const double prefill_mean = prefill_total / static_cast<double>(prefills.size());
@@ -170,6 +192,13 @@ core::TaskOutcome run_model(const core::TaskSpec& task) {
   metric("threads", static_cast<double>(*threads));
   o.status = core::TaskStatus::kPassed;
   return o;
+}
+
+namespace {
+
+core::TaskOutcome run_model(const core::TaskSpec& task) {
+  auto o = run_model_task(task);
+  return o ? std::move(*o) : failed_outcome(o.error().message);
 }
 
 constexpr Kind kModelKinds[] = {

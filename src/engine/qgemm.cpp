@@ -88,7 +88,8 @@ void portable_rows(const detail::KernelArgs& a, int r0, int r1) {
       const float s = fp16_to_float(w.scales[gi]);
       const float m = asym ? fp16_to_float(w.zeros[gi]) : sym_offset * s;
       for (int n = 0; n < batch; ++n) {
-        const std::int8_t* xq = a.x.q + static_cast<std::size_t>(n) * w.cols + static_cast<std::size_t>(g) * group;
+        const std::int8_t* xq =
+            a.x.q + static_cast<std::size_t>(n) * w.cols + static_cast<std::size_t>(g) * group;
         std::int32_t dot = 0;
         for (int i = 0; i < group; ++i) dot += static_cast<std::int32_t>(codes[i]) * xq[i];
         const std::size_t xi = static_cast<std::size_t>(n) * gpr + g;
@@ -179,7 +180,8 @@ void qgemm(const QuantMatrix& w, std::span<const float> x, int batch, std::span<
 
   detail::KernelArgs args;
   args.w = &w;
-  args.x = detail::ActivationsView{batch, w.cols, group, scratch.q.data(), scratch.d.data(), scratch.dsum.data()};
+  args.x =
+      detail::ActivationsView{batch, w.cols, group, scratch.q.data(), scratch.d.data(), scratch.dsum.data()};
   args.y = y.data();
   detail::RowKernel kernel = nullptr;
 #if defined(IPFSA_HAVE_AVX2_KERNELS)

@@ -23,13 +23,6 @@
 
 #include "core/error.hpp"
 
-#ifndef IPFSA_PF_LEAD
-#define IPFSA_PF_LEAD 0
-#define IPFSA_PF_ON 1
-#define IPFSA_PF_DIST 0
-#define IPFSA_PF_HINT _MM_HINT_T0
-#define IPFSA_GEMV_R 4
-#endif
 #define IPFSA_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define IPFSA_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
 
@@ -60,7 +53,8 @@ IPFSA_AVX2_INLINE __m256i unpack(const std::uint8_t* p) {
   } else {
     // 64-bit lane k holds bits 2k..2k+1 of bytes 0-7: weights 8k .. 8k+7.
     const __m256i v = _mm256_set1_epi64x(load_i64(p));
-    const __m256i low = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(6, 4, 2, 0)), _mm256_set1_epi8(3));
+    const __m256i low =
+        _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(6, 4, 2, 0)), _mm256_set1_epi8(3));
     if constexpr (Bits == 2) {
       return low;
     } else {
@@ -75,7 +69,10 @@ IPFSA_AVX2_INLINE __m256i unpack(const std::uint8_t* p) {
   }
 }
 
-constexpr std::size_t kPrefetchLead = IPFSA_PF_LEAD;
+// Software prefetch distance, in bytes ahead in each row's stream (docs/kernels.md §Prefetch):
+// with 4 rows in flight about 16 KiB ahead per thread, several DRAM latencies at 15 GB/s per core.
+// prefetcht1 (into L2) measured better than prefetcht0 here: it leaves the L1 miss buffers free.
+constexpr std::size_t kPrefetchAhead = 4096;
 
 IPFSA_AVX2_INLINE float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -85,6 +82,8 @@ IPFSA_AVX2_INLINE float hsum(__m256 v) {
 }
 
 // y[n0 + n][r0 + r] for r < R, n < NB, over all groups of the rows. C = chunks per group.
+// The loops over r, n and c have compile-time trip counts and are unrolled by pragma: without it
+// GCC 12 keeps acc[][] in memory (a store-load round trip per group and row on the critical path).
 template <int Bits, int C, int R, int NB>
 IPFSA_AVX2 void block(const KernelArgs& a, int r0, int n0) {
   const QuantMatrix& w = *a.w;
@@ -100,7 +99,7 @@ IPFSA_AVX2 void block(const KernelArgs& a, int r0, int n0) {
   const std::uint8_t* wp[R];
   const std::uint16_t* sp[R];
   const std::uint16_t* zp[R];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
     wp[r] = w.packed.data() + static_cast<std::size_t>(r0 + r) * rb;
     sp[r] = w.scales.data() + static_cast<std::size_t>(r0 + r) * gpr;
@@ -109,7 +108,7 @@ IPFSA_AVX2 void block(const KernelArgs& a, int r0, int n0) {
   const std::int8_t* xq[NB];
   const float* xd[NB];
   const float* xs[NB];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int n = 0; n < NB; ++n) {
     xq[n] = a.x.q + static_cast<std::size_t>(n0 + n) * cols;
     xd[n] = a.x.d + static_cast<std::size_t>(n0 + n) * gpr;
@@ -118,36 +117,45 @@ IPFSA_AVX2 void block(const KernelArgs& a, int r0, int n0) {
 
   __m256 acc[R][NB];
   __m256 macc[R][NB];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int n = 0; n < NB; ++n) acc[r][n] = macc[r][n] = _mm256_setzero_ps();
   alignas(32) float sd[R][NB][8];  // s_rg * d_ng for the 8 groups in flight
   const __m256i ones = _mm256_set1_epi16(1);
   const __m256 voffset = _mm256_set1_ps(offset);
 
-  // Software prefetch of the next row block at the pace of this one: every row is a short stream
-  // (a few KiB, often less than a page), too short for the hardware prefetchers to ramp up on.
+  // Every row is a short stream (a few KiB, often less than a page), too short for the hardware
+  // prefetchers to ramp up on: prefetch each row kPrefetchAhead bytes ahead, continuing into the
+  // same row of the next block (rows r0 + R ..) past the end of the row.
   const std::size_t block_bytes = static_cast<std::size_t>(8) * C * kChunkBytes;  // 8 groups of a row
-  const bool prefetch = IPFSA_PF_ON;
+  const bool next_block = r0 + 2 * R <= w.rows;
+  const std::uint8_t* const base = w.packed.data();
+  const std::size_t matrix_bytes = w.packed.size();
 
   for (int g0 = 0; g0 < gpr; g0 += 8) {
     const int ng = std::min(8, gpr - g0);
-    if (prefetch) {
-      #pragma GCC unroll 8
+    const std::size_t ahead = static_cast<std::size_t>(g0) * C * kChunkBytes + kPrefetchAhead;
+    if (ahead < rb || next_block) {
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
-        const std::uint8_t* next = wp[r] + (IPFSA_PF_DIST ? IPFSA_PF_DIST : R * rb) + static_cast<std::size_t>(g0) * C * kChunkBytes + kPrefetchLead;
-        for (std::size_t off = 0; off < block_bytes; off += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(next + off), IPFSA_PF_HINT);
-        if (g0 % 32 == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(sp[r] + R * gpr + g0), _MM_HINT_T0);
-          if (asym) _mm_prefetch(reinterpret_cast<const char*>(zp[r] + R * gpr + g0), _MM_HINT_T0);
-        }
+        const std::size_t at = ahead < rb ? static_cast<std::size_t>(wp[r] - base) + ahead
+                                          : static_cast<std::size_t>(wp[r] - base) + R * rb + (ahead - rb);
+        if (at + block_bytes <= matrix_bytes)
+          for (std::size_t off = 0; off < block_bytes; off += 64)
+            _mm_prefetch(reinterpret_cast<const char*>(base + at + off), _MM_HINT_T1);
       }
     }
-    // Metadata of groups g0 .. g0+7; a partial last block is zero-padded.
-    #pragma GCC unroll 8
+    if (next_block && g0 % 32 == 0) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(sp[r] + R * gpr + g0), _MM_HINT_T1);
+        if (asym) _mm_prefetch(reinterpret_cast<const char*>(zp[r] + R * gpr + g0), _MM_HINT_T1);
+      }
+    }
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
+      // Metadata of groups g0 .. g0+7; a partial last block is zero-padded.
       __m128i sh, zh = _mm_setzero_si128();
       if (ng == 8) {
         sh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(sp[r] + g0));
@@ -161,7 +169,7 @@ IPFSA_AVX2 void block(const KernelArgs& a, int r0, int n0) {
       }
       const __m256 s = _mm256_cvtph_ps(sh);
       const __m256 m = _mm256_fmadd_ps(voffset, s, _mm256_cvtph_ps(zh));
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int n = 0; n < NB; ++n) {
         __m256 d, ds;
         if (ng == 8) {
@@ -181,23 +189,23 @@ IPFSA_AVX2 void block(const KernelArgs& a, int r0, int n0) {
 
     for (int gi = 0; gi < ng; ++gi) {
       const int g = g0 + gi;
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int r = 0; r < R; ++r) {
         const std::uint8_t* wc = wp[r] + static_cast<std::size_t>(g) * C * kChunkBytes;
         __m256i wv[C];
         __m256i wa[C];  // 8-bit only: |q - 128|
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int c = 0; c < C; ++c) {
           wv[c] = unpack<Bits>(wc + c * kChunkBytes);
           if constexpr (Bits == 8) wa[c] = _mm256_abs_epi8(wv[c]);
         }
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int n = 0; n < NB; ++n) {
           const std::int8_t* xg = xq[n] + static_cast<std::size_t>(g) * kGroup;
           __m256i s32;
           if constexpr (Bits == 8) {
             s32 = _mm256_setzero_si256();
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int c = 0; c < C; ++c) {
               const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + 32 * c));
               const __m256i p = _mm256_maddubs_epi16(wa[c], _mm256_sign_epi8(xv, wv[c]));
@@ -206,10 +214,11 @@ IPFSA_AVX2 void block(const KernelArgs& a, int r0, int n0) {
           } else {
             __m256i s16 =
                 _mm256_maddubs_epi16(wv[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg)));
-            #pragma GCC unroll 8
+#pragma GCC unroll 8
             for (int c = 1; c < C; ++c)
               s16 = _mm256_add_epi16(
-                  s16, _mm256_maddubs_epi16(wv[c], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + 32 * c))));
+                  s16, _mm256_maddubs_epi16(
+                           wv[c], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xg + 32 * c))));
             s32 = _mm256_madd_epi16(s16, ones);
           }
           acc[r][n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32), _mm256_broadcast_ss(&sd[r][n][gi]), acc[r][n]);
@@ -217,9 +226,9 @@ IPFSA_AVX2 void block(const KernelArgs& a, int r0, int n0) {
       }
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int n = 0; n < NB; ++n)
       a.y[static_cast<std::size_t>(n0 + n) * w.rows + r0 + r] = hsum(_mm256_add_ps(acc[r][n], macc[r][n]));
 }
@@ -248,7 +257,7 @@ template <int Bits, int C>
 IPFSA_AVX2 void rows_kernel(const KernelArgs& a, int r0, int r1) {
   int r = r0;
   if (a.x.batch == 1) {
-    for (; r + IPFSA_GEMV_R <= r1; r += IPFSA_GEMV_R) block<Bits, C, IPFSA_GEMV_R, 1>(a, r, 0);
+    for (; r + 4 <= r1; r += 4) block<Bits, C, 4, 1>(a, r, 0);
     for (; r < r1; ++r) block<Bits, C, 1, 1>(a, r, 0);
     return;
   }
@@ -283,7 +292,8 @@ IPFSA_AVX2 void quantize_activations_avx2(const float* x, int batch, int cols, i
       const std::size_t base = static_cast<std::size_t>(n) * cols + static_cast<std::size_t>(g) * group;
       const float* xg = x + base;
       __m256 vmax = _mm256_setzero_ps();
-      for (int i = 0; i < group; i += 8) vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(xg + i), abs_mask));
+      for (int i = 0; i < group; i += 8)
+        vmax = _mm256_max_ps(vmax, _mm256_and_ps(_mm256_loadu_ps(xg + i), abs_mask));
       __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
       m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
       m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));

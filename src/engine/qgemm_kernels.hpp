@@ -20,7 +20,7 @@ namespace ipfsa::engine::detail {
 struct ActivationsView {
   int batch = 0;
   int cols = 0;
-  int group = 0;  // == the weight group
+  int group = 0;                   // == the weight group
   const std::int8_t* q = nullptr;  // (batch, cols)
   const float* d = nullptr;        // (batch, cols / group)
   const float* dsum = nullptr;     // (batch, cols / group)

@@ -90,4 +90,11 @@ matrix:
 YAML
 "$IPFSA_BIN" validate good.yaml > ok.txt || fail "validate good.yaml: $(cat ok.txt)"
 grep -q "9 tasks" ok.txt || fail "good.yaml: $(cat ok.txt)"
+
+# docs/models.md's coverage table is the catalog's, as `models list --markdown` generates it.
+"$IPFSA_BIN" models list --markdown > coverage.md
+[ "$(wc -l < coverage.md)" -ge 32 ] || fail "coverage table too short"
+grep -qxF -f coverage.md "$IPFSA_SOURCE_DIR/docs/models.md" || fail "docs/models.md lacks the table"
+missing=$(grep -vxF -f "$IPFSA_SOURCE_DIR/docs/models.md" coverage.md || true)
+[ -z "$missing" ] || fail "docs/models.md is out of date (regenerate with models list --markdown): $missing"
 echo "PASS"

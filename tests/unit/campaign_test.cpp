@@ -18,9 +18,9 @@
 
 #include "config/campaign_loader.hpp"
 #include "config/default_campaign.hpp"
+#include "core/campaign_expand.hpp"
 #include "engine/model/catalog.hpp"
 #include "engine/model/precision.hpp"
-#include "core/campaign_expand.hpp"
 
 namespace ipfsa {
 namespace {
@@ -463,11 +463,13 @@ TEST(CampaignErrors, UnknownKindListsKnownKinds) {
 }
 
 TEST(CampaignErrors, UnknownModel) {
-  expect_data_error("bad_unknown_model.yaml", 3, 12, {"unknown model 'bert-base'", "known models: ", "llama"});
+  expect_data_error("bad_unknown_model.yaml", 3, 12,
+                    {"unknown model 'bert-base'", "known models: ", "llama"});
   LoadContext ctx = test_context();
   ctx.known_models.clear();
   expect_error_at(config::load_campaign_file(kDataDir + "/bad_unknown_model.yaml", ctx),
-                  kDataDir + "/bad_unknown_model.yaml", 3, 12, {"unknown model 'bert-base'", "catalog is empty"});
+                  kDataDir + "/bad_unknown_model.yaml", 3, 12,
+                  {"unknown model 'bert-base'", "catalog is empty"});
   ctx.known_kinds.push_back("model");
   ctx.known_models = {"llama-7b"};
   auto r = config::load_campaign_file(kDataDir + "/bad_unknown_model.yaml", ctx);
@@ -790,9 +792,11 @@ TEST(CampaignFiles, EmbeddedDefaultIsConfigsDefaultYamlVerbatim) {
 }
 
 TEST(CampaignFiles, ExamplesLoad) {
-  const std::map<std::string, std::size_t> expected = {
-      {"faults.yaml", 13},      {"dispatch.yaml", 20000},          {"nightly-cpu.yaml", 16},
-      {"gemm-sweep.yaml", 5},   {"model-families.yaml", 120}};
+  const std::map<std::string, std::size_t> expected = {{"faults.yaml", 13},
+                                                       {"dispatch.yaml", 20000},
+                                                       {"nightly-cpu.yaml", 16},
+                                                       {"gemm-sweep.yaml", 5},
+                                                       {"model-families.yaml", 120}};
   std::size_t seen = 0;
   for (const auto& entry : std::filesystem::directory_iterator(kConfigsDir + "/examples")) {
     if (entry.path().extension() != ".yaml") continue;

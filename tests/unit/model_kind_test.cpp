@@ -110,13 +110,12 @@ TEST_P(EveryTinyModel, RunsAtFp32AndInt4WithAccuracy) {
   EXPECT_GE(q4.acc_kl, 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Catalog, EveryTinyModel, ::testing::ValuesIn(model_names()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Catalog, EveryTinyModel, ::testing::ValuesIn(model_names()), [](const auto& info) {
+  std::string n = info.param;
+  for (char& c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n;
+});
 
 TEST(ModelKind, AccuracyFallsAsBitsFall) {
   for (const char* model : {"llama", "bert", "vit"}) {

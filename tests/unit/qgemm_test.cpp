@@ -149,7 +149,8 @@ Expected expected(const QuantMatrix& w, const std::vector<float>& x, int batch) 
   return e;
 }
 
-std::vector<float> run(const QuantMatrix& w, const std::vector<float>& x, int batch, int threads, KernelIsa isa) {
+std::vector<float> run(const QuantMatrix& w, const std::vector<float>& x, int batch, int threads,
+                       KernelIsa isa) {
   std::vector<float> y(static_cast<std::size_t>(batch) * w.rows, std::nanf(""));
   QGemmOptions o;
   o.threads = threads;
@@ -223,7 +224,8 @@ TEST(QGemm, ResultDoesNotDependOnTheThreadCount) {
       for (int batch : {1, 3}) {
         const std::vector<float> x = normal(static_cast<std::size_t>(batch) * w.cols, 12);
         const std::vector<float> y1 = run(w, x, batch, 1, isa);
-        for (int threads : {2, 3, 5, 8}) EXPECT_EQ(run(w, x, batch, threads, isa), y1) << describe(w, batch, threads, isa);
+        for (int threads : {2, 3, 5, 8})
+          EXPECT_EQ(run(w, x, batch, threads, isa), y1) << describe(w, batch, threads, isa);
       }
     }
 }
@@ -246,8 +248,8 @@ TEST(QGemm, ExtremeCodesAndActivationsDoNotSaturate) {
               EXPECT_EQ(count_mismatches(run(w, x, 2, 2, isa), e, describe(w, 2, 2, isa)), 0)
                   << "fill 0x" << std::hex << int{fill} << " sign " << sign;
               const Expected e1 = expected(w, std::vector<float>(x.begin(), x.begin() + w.cols), 1);
-              EXPECT_EQ(count_mismatches(run(w, std::vector<float>(x.begin(), x.begin() + w.cols), 1, 1, isa), e1,
-                                         describe(w, 1, 1, isa)),
+              EXPECT_EQ(count_mismatches(run(w, std::vector<float>(x.begin(), x.begin() + w.cols), 1, 1, isa),
+                                         e1, describe(w, 1, 1, isa)),
                         0);
             }
 }
@@ -278,7 +280,8 @@ TEST(QGemm, CorruptedWeightsAreDetected) {
         for (int r = 0; r < bad.rows; ++r) {
           const double err = std::fabs(static_cast<double>(y[r]) - e.exact[r]);
           if (r == 2)
-            EXPECT_GT(err, e.tight[r]) << describe(bad, 1, 2, isa) << " corruption " << what << " not detected";
+            EXPECT_GT(err, e.tight[r])
+                << describe(bad, 1, 2, isa) << " corruption " << what << " not detected";
           else
             EXPECT_LE(err, e.tight[r]) << describe(bad, 1, 2, isa) << " row " << r;
         }

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -277,6 +279,34 @@ TEST_F(SafetensorsTest, ShardedErrors) {
   r = index(R"({"weight_map": {"x": "a.safetensors"}})");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->size(), 1u);
+}
+
+// Random corruption of a valid file's header and length prefix: every read either succeeds or
+// returns an error; none crashes or allocates beyond the file (run under ASan in CI).
+TEST_F(SafetensorsTest, CorruptedHeadersNeverCrash) {
+  ASSERT_TRUE(write_safetensors(file("v.safetensors"), sample_set()).ok());
+  std::ifstream in(file("v.safetensors"), std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::mt19937_64 rng(1);
+  int errors = 0;
+  for (int trial = 0; trial < 200; ++trial) {
+    std::string bad = good;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      // Mostly the header (where the structure is), sometimes the length prefix.
+      const std::size_t at = rng() % 5 == 0 ? rng() % 8 : 8 + rng() % (good.size() - 8);
+      const char pool[] = "0123456789[]{}\",:-.e\x00 FBI";
+      bad[at] = rng() % 2 ? pool[rng() % (sizeof pool - 1)] : static_cast<char>(rng());
+    }
+    if (rng() % 8 == 0) bad.resize(rng() % bad.size());
+    std::ofstream(file("f.safetensors"), std::ios::binary | std::ios::trunc) << bad;
+    auto r = read_safetensors(file("f.safetensors"));
+    if (!r.ok()) {
+      ++errors;
+      EXPECT_EQ(r.error().message.rfind(file("f.safetensors").string() + ": ", 0), 0u) << r.error().message;
+    }
+  }
+  EXPECT_GT(errors, 50);
 }
 
 TEST(TensorSetTest, InsertFindTakeErase) {

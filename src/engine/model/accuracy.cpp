@@ -22,7 +22,8 @@ void log_softmax(std::span<const float> row, std::vector<double>& out) {
 }  // namespace
 
 Result<Accuracy> compare_outputs(const ModelOutput& ref, const ModelOutput& out) {
-  if (ref.hidden.empty() || ref.hidden_size <= 0) return input_error("accuracy: the reference has no hidden states");
+  if (ref.hidden.empty() || ref.hidden_size <= 0)
+    return input_error("accuracy: the reference has no hidden states");
   if (ref.hidden.size() != out.hidden.size() || ref.hidden_size != out.hidden_size)
     return input_error("accuracy: hidden states differ in shape from the reference");
   if (ref.logits_shape != out.logits_shape || ref.logits.size() != out.logits.size())
@@ -61,7 +62,8 @@ Result<Accuracy> compare_outputs(const ModelOutput& ref, const ModelOutput& out)
       double kl = 0.0;
       for (std::size_t i = 0; i < width; ++i) kl += std::exp(lp[i]) * (lp[i] - lq[i]);
       kl_sum += std::max(0.0, kl);
-      agree += std::max_element(a.begin(), a.end()) - a.begin() == std::max_element(b.begin(), b.end()) - b.begin();
+      agree += std::max_element(a.begin(), a.end()) - a.begin() ==
+               std::max_element(b.begin(), b.end()) - b.begin();
     }
     if (lrows > 0) {
       acc.kl = kl_sum / static_cast<double>(lrows);

@@ -8,11 +8,11 @@
 #include <numeric>
 #include <random>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "engine/kv_cache.hpp"
 #include "engine/model/layers.hpp"
+#include "engine/thread_pool.hpp"
 
 namespace ipfsa::engine {
 
@@ -887,7 +887,7 @@ Result<Model> Model::build(const ModelConfig& config, const TensorSet& weights, 
       return input_error(where + ": tensor '" + spec.name + "' has shape " + shape_string(t->shape) +
                          ", expected " + shape_string(spec.shape));
   }
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = default_thread_count();
 
   auto impl = std::make_unique<Impl>();
   Impl& m = *impl;

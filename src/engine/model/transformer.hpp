@@ -68,9 +68,9 @@ class Model {
  public:
   // Validates the config (ModelConfig::validate) and the plan (kv_bits in {2, 4, 16, 32}), checks
   // that every canonical tensor is present with its shape (extra tensors are ignored), copies the
-  // weights and quantizes those the plan asks for with `threads` threads (<= 0: all hardware
-  // threads). Error (kInput) naming the first missing or misshapen tensor, or a matrix that cannot
-  // be quantized (e.g. columns not a multiple of plan.group).
+  // weights and quantizes those the plan asks for with `threads` threads (<= 0: default_thread_count()
+  // of thread_pool.hpp). Error (kInput) naming the first missing or misshapen tensor, or a matrix
+  // that cannot be quantized (e.g. columns not a multiple of plan.group).
   static Result<Model> build(const ModelConfig& config, const TensorSet& weights, const PrecisionPlan& plan,
                              int threads = 1);
 
