@@ -12,8 +12,9 @@
 namespace ipfsa::engine {
 
 // y (batch, rows) = x (batch, cols) w^T, all row-major fp32; w is (rows, cols). batch == 1 runs
-// Eigen's matrix-vector product, batch > 1 its matrix-matrix product. Size mismatches are bugs
-// (IPFSA_ASSERT). threads <= 0: default_thread_count().
+// Eigen's matrix-vector product, batch > 1 its matrix-matrix product (which, for a few activation
+// rows, spends most of its time packing W: Eigen's GEMM is tuned for square-ish products). Size
+// mismatches are bugs (IPFSA_ASSERT). threads <= 0: default_thread_count().
 void eigen_fp32_gemm(std::span<const float> w, int rows, int cols, std::span<const float> x, int batch,
                      std::span<float> y, int threads);
 

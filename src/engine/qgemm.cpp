@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -43,21 +44,41 @@ void quantize_activations_portable(const float* x, int batch, int cols, int grou
 
 namespace {
 
-// The 32 codes of one packed chunk, in weight order (docs/quantization.md, packed layout).
+inline std::uint64_t load_u64(const std::uint8_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store_u64(std::uint8_t* p, std::uint64_t v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// The 32 codes of one packed chunk, in weight order (docs/quantization.md, packed layout), with
+// 64-bit SWAR (byte lanes in a uint64_t; the layouts are little-endian byte orders, and so is the
+// arithmetic below only on little-endian targets, which is all we build for).
 template <int Bits>
 void unpack_chunk(const std::uint8_t* p, std::uint8_t* out) {
+  static_assert(std::endian::native == std::endian::little, "the SWAR unpacking assumes little-endian");
+  constexpr std::uint64_t kLow2 = 0x0303030303030303ull;
+  constexpr std::uint64_t kLow4 = 0x0F0F0F0F0F0F0F0Full;
   if constexpr (Bits == 8) {
     std::memcpy(out, p, 32);
   } else if constexpr (Bits == 4) {
-    for (int j = 0; j < 16; ++j) {
-      out[j] = p[j] & 0x0F;
-      out[j + 16] = p[j] >> 4;
+    for (int h = 0; h < 2; ++h) {  // bytes 0-7 hold weights 0-7 and 16-23; bytes 8-15: 8-15, 24-31
+      const std::uint64_t v = load_u64(p + 8 * h);
+      store_u64(out + 8 * h, v & kLow4);
+      store_u64(out + 16 + 8 * h, (v >> 4) & kLow4);
     }
   } else {
-    for (int k = 0; k < 4; ++k)
-      for (int j = 0; j < 8; ++j) out[8 * k + j] = (p[j] >> (2 * k)) & 3;
-    if constexpr (Bits == 3) {
-      for (int i = 0; i < 32; ++i) out[i] |= ((p[8 + i / 8] >> (i % 8)) & 1) << 2;
+    const std::uint64_t v = load_u64(p);
+    for (int k = 0; k < 4; ++k) {
+      std::uint64_t codes = (v >> (2 * k)) & kLow2;  // weights 8k .. 8k+7
+      if constexpr (Bits == 3) {
+        // Spread the 8 high bits of byte 8 + k over 8 bytes (bit j -> byte j), then to bit 2.
+        const std::uint64_t m = (p[8 + k] * 0x0101010101010101ull) & 0x8040201008040201ull;
+        codes |= ((m + 0x7F7F7F7F7F7F7F7Full) & 0x8080808080808080ull) >> 5;
+      }
+      store_u64(out + 8 * k, codes);
     }
   }
 }

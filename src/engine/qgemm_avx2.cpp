@@ -3,15 +3,16 @@
 // after qgemm.cpp has checked the CPU (__builtin_cpu_supports).
 //
 // Per 32-weight chunk and weight row: unpack the codes into 32 u8 lanes in weight order (2 ALU ops
-// for 2- and 4-bit, 7 for 3-bit, 0 for 8-bit), multiply with the group's int8 activations by
+// for 2-, 4- and 8-bit, 7 for 3-bit), multiply with the group's int8 activations by
 // vpmaddubsw (u8 x s8 -> pairs summed in int16). For <= 4 bits the int16 results of a group's chunks
 // are added in int16 (bound: 15 * 127 * 2 * 4 chunks = 15,240 < 32,767) and widened once per group
 // by vpmaddwd; 8-bit codes are re-centred (q - 128, signed) and multiplied as |q - 128| times
 // sign-adjusted activations (128 * 127 * 2 = 32,512, no saturation), widened per chunk. Per group and
 // row: one int32 -> fp32 conversion and one FMA with s * d (precomputed for 8 groups at a time);
 // the offset term m' * dsum is a separate 8-wide FMA per 8 groups.
-// Row blocks: 4 weight rows per iteration for batch 1 (the activation loads are shared), 2 rows x
+// Row blocks: 4 weight rows per iteration for batch 1 (4 independent accumulator chains), 2 rows x
 // up to 4 batch rows for batch > 1 (each unpacked chunk is reused for 4 activation rows).
+// Thread-safety: pure functions of their arguments; they write only their rows of y.
 #include "engine/qgemm_kernels.hpp"
 
 #if defined(IPFSA_HAVE_AVX2_KERNELS)

@@ -1,5 +1,6 @@
 // Dequant-fused GEMV/GEMM (src/engine/qgemm.hpp, docs/kernels.md §Tolerance) and the engine's thread
-// pool (src/engine/thread_pool.hpp).
+// pool (src/engine/thread_pool.hpp) and the fp32 Eigen baseline of `bench gemv`
+// (src/engine/gemv_eigen.hpp).
 //
 // Postconditions checked for every bit width x group x scheme, on both kernel paths (the AVX2 one
 // is skipped with a reason where the CPU lacks AVX2/FMA/F16C), at shapes on and off the kernels'
@@ -7,7 +8,8 @@
 //   1. y equals W-hat times the int8-rounded activations (modelled here independently, in double)
 //      within the fp32 rounding bound (gpr + 8) * 2^-23 * sum_i (|s q_i| + 128 |s| + |m|) |x-hat_i|.
 //   2. y is within the documented bound of gemv_reference on the unrounded activations:
-//      sum_g d_g / 2 * sum_{i in g} |w-hat_i|, plus the bound of 1.
+//      sum_g d_g (1/2 + 2^-15) * sum_{i in g} |w-hat_i|, plus the bound of 1 and the reference's
+//      own fp32 rounding of w-hat.
 //   3. The result does not depend on the thread count (bit for bit).
 //   4. A corrupted packed byte, scale or offset is detected by 1 (the tests can fail).
 #include "engine/qgemm.hpp"
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "engine/fp16.hpp"
+#include "engine/gemv_eigen.hpp"
 #include "engine/quant.hpp"
 #include "engine/thread_pool.hpp"
 
@@ -92,7 +95,8 @@ std::vector<double> round_activations(const std::vector<float>& x, int batch, in
       for (int i = 0; i < group; ++i)
         xh[static_cast<std::size_t>(n) * cols + static_cast<std::size_t>(g) * group + i] =
             static_cast<double>(d) * std::nearbyint(xg[i] * inv);
-      (*half_steps)[static_cast<std::size_t>(n) * (cols / group) + g] = 0.5 * d;
+      // |x - x-hat| <= d / 2 plus the fp32 rounding of x * inv, inv and d (3 * 2^-24 * 127 * d).
+      (*half_steps)[static_cast<std::size_t>(n) * (cols / group) + g] = (0.5 + 0x1p-15) * d;
     }
   }
   return xh;
@@ -300,6 +304,32 @@ TEST(QGemm, EnvironmentForcesThePortablePath) {
   if (old) ::setenv("IPFSA_KERNEL", saved.c_str(), 1);
   EXPECT_EQ(to_string(KernelIsa::kAvx2), "avx2");
   EXPECT_EQ(to_string(KernelIsa::kPortable), "portable");
+}
+
+// ---- the fp32 Eigen baseline of `bench gemv` ----
+
+TEST(EigenFp32Gemm, MatchesANaiveProduct) {
+  for (int batch : {1, 3}) {
+    const int rows = 37, cols = 96;
+    const std::vector<float> w = normal(static_cast<std::size_t>(rows) * cols, 31);
+    const std::vector<float> x = normal(static_cast<std::size_t>(batch) * cols, 32);
+    for (int threads : {1, 2, 3}) {
+      std::vector<float> y(static_cast<std::size_t>(batch) * rows, std::nanf(""));
+      eigen_fp32_gemm(w, rows, cols, x, batch, y, threads);
+      for (int n = 0; n < batch; ++n)
+        for (int r = 0; r < rows; ++r) {
+          double sum = 0.0, scale = 0.0;
+          for (int c = 0; c < cols; ++c) {
+            const double p = static_cast<double>(w[static_cast<std::size_t>(r) * cols + c]) *
+                             x[static_cast<std::size_t>(n) * cols + c];
+            sum += p;
+            scale += std::fabs(p);
+          }
+          EXPECT_NEAR(y[static_cast<std::size_t>(n) * rows + r], sum, 2.0 * cols * 0x1p-24 * scale)
+              << "batch " << batch << " threads " << threads << " row " << r;
+        }
+    }
+  }
 }
 
 // ---- thread pool ----
