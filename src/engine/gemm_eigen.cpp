@@ -1,5 +1,8 @@
 #include "engine/gemm_eigen.hpp"
 
+// GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics when it inlines Eigen's GEMM
+// with -march=native on an AVX-512 machine (a false positive in the compiler's headers).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
 
 #include <algorithm>

@@ -17,11 +17,6 @@ std::uint32_t final_count(const core::SchedulerCounts& c, TaskStatus s) {
   return c.by_status[static_cast<int>(s)];
 }
 
-// JSON has no NaN: unknown numbers are null.
-nlohmann::json num(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-}
-
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string out = "\"";
@@ -113,7 +108,7 @@ Result<void> write_results_csv(const std::string& path, std::span<const core::Ta
   std::ofstream out(path);
   out << "task_index,task_id,kind,model,hardware,precision,batch,seq_len,scenario,priority,status,attempts,"
          "flaky,worker_rank,worker_host,latency_mean_s,latency_p50_s,latency_p90_s,latency_p99_s,samples,"
-         "throughput,peak_memory_bytes,signal,error\n";
+         "throughput,peak_memory_bytes,acc_cosine,acc_rel_error,acc_kl,acc_top1,signal,error\n";
   for (const auto* r : rows) {
     const auto& t = tasks[r->task];
     const auto s = core::summarize(r->outcome.samples_s);
@@ -123,7 +118,9 @@ Result<void> write_results_csv(const std::string& path, std::span<const core::Ta
         << ',' << (r->attempt + 1) << ',' << (r->flaky ? 1 : 0) << ',' << r->worker << ','
         << csv_field(r->host) << ',' << csv_num(s.mean) << ',' << csv_num(s.p50) << ',' << csv_num(s.p90)
         << ',' << csv_num(s.p99) << ',' << s.count << ',' << csv_num(r->outcome.throughput) << ','
-        << r->outcome.peak_memory_bytes << ',' << r->outcome.signal << ',' << csv_field(r->outcome.error)
+        << r->outcome.peak_memory_bytes << ',' << csv_num(r->outcome.acc_cosine) << ','
+        << csv_num(r->outcome.acc_rel_error) << ',' << csv_num(r->outcome.acc_kl) << ','
+        << csv_num(r->outcome.acc_top1) << ',' << r->outcome.signal << ',' << csv_field(r->outcome.error)
         << '\n';
   }
   if (!out) return infra_error("cannot write " + path);

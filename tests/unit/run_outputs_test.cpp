@@ -73,6 +73,8 @@ TEST(RunOutputs, CsvQuotesAndOrdersByTask) {
   finals[0].task = 1;
   finals[0].outcome.status = TaskStatus::kPassed;
   finals[0].outcome.samples_s = {1.0, 3.0};
+  finals[0].outcome.acc_cosine = 0.25;
+  finals[0].outcome.acc_top1 = 0.5;
   finals[1].task = 0;
   finals[1].outcome.status = TaskStatus::kFailed;
   finals[1].outcome.error = "bad, \"really\"\nbad";
@@ -83,6 +85,9 @@ TEST(RunOutputs, CsvQuotesAndOrdersByTask) {
   EXPECT_EQ(text.compare(first_row, 2, "0,"), 0) << text;
   EXPECT_NE(text.find("\"bad, \"\"really\"\"\nbad\""), std::string::npos) << text;
   EXPECT_NE(text.find(",2,2,2.8,"), std::string::npos) << "mean and p50 of {1,3} are 2, p90 2.8";
+  EXPECT_NE(text.find("acc_cosine,acc_rel_error,acc_kl,acc_top1,signal"), std::string::npos) << text;
+  EXPECT_NE(text.find(",0.25,,,0.5,"), std::string::npos)
+      << "accuracy columns; NaN is an empty field: " << text;
 }
 
 }  // namespace
