@@ -28,11 +28,11 @@ struct BenchGemvOptions {
 // min/max rounding (search_clip off: same layout and speed), and prints: us (median microseconds
 // per product, caches evicted before each unless --warm), weight_bytes, weight_gbps,
 // bits_per_weight, eigen_fp32_us (Eigen fp32 product of the same shape, same threads, same
-// eviction), ratio_vs_eigen_fp32, stream_gbps (ReadProbe, best of 5), fraction_of_stream, isa,
-// threads, max_rel_error (max |y - y_ref| / max |y_ref| against gemv_reference), rel_rmse and,
-// unless --warm, stream_gbps_during_median (the eviction sweeps between the kernel's runs).
-// Returns 0, or 2 with a message on stderr for bad options (unsupported bits/group/scheme, k not a
-// multiple of group, m * k above 2^28, batch * (m + k) above 2^28).
+// eviction), ratio_vs_eigen_fp32, stream_gbps (ReadProbe, best of 5), fraction_of_stream, isa (avx512vnni |
+// avx2 | portable), threads, max_rel_error (max |y - y_ref| / max |y_ref| against gemv_reference), rel_rmse
+// and, unless --warm, stream_gbps_during_median (the eviction sweeps between the kernel's runs). Returns 0,
+// or 2 with a message on stderr for bad options (unsupported bits/group/scheme, k not a multiple of group, m
+// * k above 2^28, batch * (m + k) above 2^28).
 int bench_gemv_command(const BenchGemvOptions& options);
 
 }  // namespace ipfsa::cli

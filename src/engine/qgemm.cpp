@@ -1,6 +1,6 @@
 // Dequant-fused GEMV/GEMM (see qgemm.hpp, docs/kernels.md): ISA dispatch, the row split over the
 // engine's thread pool, the activation quantization and the portable C++ kernels. The AVX2 kernels
-// are in qgemm_avx2.cpp.
+// are in qgemm_avx2.cpp, the AVX-512 VNNI kernels in qgemm_avx512.cpp.
 #include "engine/qgemm.hpp"
 
 #include <algorithm>
@@ -155,6 +155,19 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512vnni() {
+#if defined(IPFSA_HAVE_AVX512VNNI_KERNELS)
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 // Rows handed out per atomic fetch: a multiple of 4 (the widest row block of the kernels), about
 // eight pieces per thread so that a thread slowed by another process does not hold up the call.
 int rows_per_piece(int rows, int threads) {
@@ -171,13 +184,26 @@ struct Scratch {
 }  // namespace
 
 std::string_view to_string(KernelIsa isa) {
-  return isa == KernelIsa::kAvx2 ? "avx2" : "portable";
+  switch (isa) {
+    case KernelIsa::kAvx512Vnni:
+      return "avx512vnni";
+    case KernelIsa::kAvx2:
+      return "avx2";
+    default:
+      return "portable";
+  }
 }
 
 KernelIsa best_isa() {
-  if (const char* env = std::getenv("IPFSA_KERNEL"); env != nullptr && std::strcmp(env, "portable") == 0)
-    return KernelIsa::kPortable;
-  return cpu_has_avx2() ? KernelIsa::kAvx2 : KernelIsa::kPortable;
+  // IPFSA_KERNEL caps the choice (other values are ignored); the CPU still has to have the path.
+  KernelIsa cap = KernelIsa::kAvx512Vnni;
+  if (const char* env = std::getenv("IPFSA_KERNEL"); env != nullptr) {
+    if (std::strcmp(env, "portable") == 0) cap = KernelIsa::kPortable;
+    if (std::strcmp(env, "avx2") == 0) cap = KernelIsa::kAvx2;
+  }
+  if (cap == KernelIsa::kAvx512Vnni && cpu_has_avx512vnni()) return KernelIsa::kAvx512Vnni;
+  if (cap != KernelIsa::kPortable && cpu_has_avx2()) return KernelIsa::kAvx2;
+  return KernelIsa::kPortable;
 }
 
 void qgemm(const QuantMatrix& w, std::span<const float> x, int batch, std::span<float> y,
@@ -189,7 +215,10 @@ void qgemm(const QuantMatrix& w, std::span<const float> x, int batch, std::span<
   IPFSA_ASSERT(w.packed.size() == w.row_bytes() * static_cast<std::size_t>(w.rows));
   if (batch == 0) return;
 
-  const bool avx2 = options.isa == KernelIsa::kAvx2 && cpu_has_avx2();
+  // An ISA the CPU lacks falls back to the next one down.
+  const bool avx512vnni = options.isa == KernelIsa::kAvx512Vnni && cpu_has_avx512vnni();
+  const bool avx2 =
+      (options.isa == KernelIsa::kAvx2 || options.isa == KernelIsa::kAvx512Vnni) && cpu_has_avx2();
   const int group = w.params.group;
   const std::size_t groups = static_cast<std::size_t>(batch) * w.groups_per_row();
   thread_local Scratch scratch;  // grows with the batch, reused by later calls of this thread
@@ -211,6 +240,9 @@ void qgemm(const QuantMatrix& w, std::span<const float> x, int batch, std::span<
                                       scratch.dsum.data());
     kernel = detail::avx2_kernel(w.params.bits, group);
   }
+#endif
+#if defined(IPFSA_HAVE_AVX512VNNI_KERNELS)
+  if (avx512vnni) kernel = detail::avx512vnni_kernel(w.params.bits, group);  // same activations as AVX2
 #endif
   if (kernel == nullptr) {
     detail::quantize_activations_portable(x.data(), batch, w.cols, group, scratch.q.data(), scratch.d.data(),

@@ -1,5 +1,5 @@
-// Private to src/engine (qgemm.cpp, qgemm_avx2.cpp): the int8 activations the kernels consume and
-// the per-ISA kernel entry points. The contract (docs/kernels.md §Activations):
+// Private to src/engine (qgemm.cpp, qgemm_avx2.cpp, qgemm_avx512.cpp): the int8 activations the kernels
+// consume and the per-ISA kernel entry points. The contract (docs/kernels.md §Activations):
 //   for batch row n and weight group g (the weight group size `group`, 32..128 columns):
 //     d[n][g]    = max_i |x_i| / 127                          (fp32; 0 when the group is all zero)
 //     q_i        = nearbyint(x_i * (127 / max_i |x_i|))       (int8 in [-127, 127], ties to even)
@@ -47,6 +47,10 @@ RowKernel portable_kernel(int bits, int group);
 void quantize_activations_avx2(const float* x, int batch, int cols, int group, std::int8_t* q, float* d,
                                float* dsum);
 RowKernel avx2_kernel(int bits, int group);
+// AVX-512 F/BW/VL/VNNI kernels (256-bit vectors, vpdpbusd); they take the AVX2 activation rounding
+// and give results bit-identical to avx2_kernel's.
+#define IPFSA_HAVE_AVX512VNNI_KERNELS 1
+RowKernel avx512vnni_kernel(int bits, int group);
 #endif
 
 }  // namespace ipfsa::engine::detail

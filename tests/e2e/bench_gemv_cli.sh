@@ -15,7 +15,7 @@ for key in ("us", "weight_bytes", "weight_gbps", "eigen_fp32_us", "ratio_vs_eige
             "fraction_of_stream", "isa", "threads", "bits_per_weight", "max_rel_error"):
     assert key in d, (key, d)
 assert d["bits"] == bits and d["m"] == 256 and d["k"] == 1024 and d["threads"] == 2, d
-assert d["isa"] in ("avx2", "portable"), d
+assert d["isa"] in ("avx512vnni", "avx2", "portable"), d
 # 256 x 1024 codes + fp16 scale and offset per group of 64.
 assert d["weight_bytes"] == 256 * 1024 * bits // 8 + 256 * (1024 // 64) * 4, d
 assert abs(d["bits_per_weight"] - (bits + 32 / 64)) < 1e-9, d

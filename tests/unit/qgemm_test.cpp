@@ -2,8 +2,8 @@
 // pool (src/engine/thread_pool.hpp) and the fp32 Eigen baseline of `bench gemv`
 // (src/engine/gemv_eigen.hpp).
 //
-// Postconditions checked for every bit width x group x scheme, on both kernel paths (the AVX2 one
-// is skipped with a reason where the CPU lacks AVX2/FMA/F16C), at shapes on and off the kernels'
+// Postconditions checked for every bit width x group x scheme, on every kernel path (portable,
+// AVX2, AVX-512 VNNI; a path the CPU lacks is skipped with a reason), at shapes on and off the kernels'
 // block edges (rows 1, 3, 5, 8, 67; 1 to 17 groups per row; batch 1, 2, 3, 5, 7; 1 to 4 threads):
 //   1. y equals W-hat times the int8-rounded activations (modelled here independently, in double)
 //      within the fp32 rounding bound (gpr + 8) * 2^-23 * sum_i (|s q_i| + 128 |s| + |m|) |x-hat_i|.
@@ -12,6 +12,7 @@
 //      own fp32 rounding of w-hat.
 //   3. The result does not depend on the thread count (bit for bit).
 //   4. A corrupted packed byte, scale or offset is detected by 1 (the tests can fail).
+//   5. The AVX-512 VNNI kernels give the AVX2 kernels' results bit for bit.
 #include "engine/qgemm.hpp"
 
 #include <gtest/gtest.h>
@@ -46,10 +47,28 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512vnni() {
+#if defined(__x86_64__)
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 std::vector<KernelIsa> isas() {
   std::vector<KernelIsa> out{KernelIsa::kPortable};
   if (cpu_has_avx2()) out.push_back(KernelIsa::kAvx2);
+  if (cpu_has_avx512vnni()) out.push_back(KernelIsa::kAvx512Vnni);
   return out;
+}
+
+// Why a test ran on fewer paths than it names, or "" when it ran on all of them.
+std::string missing_isas() {
+  if (!cpu_has_avx2()) return "the CPU lacks AVX2/FMA/F16C: only the portable kernels were tested";
+  if (!cpu_has_avx512vnni())
+    return "the CPU lacks AVX-512 F/BW/VL/VNNI: the avx512vnni kernels were not tested";
+  return "";
 }
 
 std::vector<float> normal(std::size_t n, std::uint64_t seed, float sigma = 1.0f) {
@@ -203,7 +222,7 @@ TEST(QGemm, EveryFormatMatchesTheRoundedActivationModel) {
             const std::vector<float> y = run(w, x, s.batch, s.threads, isa);
             EXPECT_EQ(count_mismatches(y, e, describe(w, s.batch, s.threads, isa)), 0);
           }
-  if (!cpu_has_avx2()) GTEST_SKIP() << "the CPU lacks AVX2/FMA/F16C: only the portable kernels were tested";
+  if (const std::string why = missing_isas(); !why.empty()) GTEST_SKIP() << why;
 }
 
 TEST(QGemm, ClipSearchedWeightsAndLargeShapes) {
@@ -219,6 +238,7 @@ TEST(QGemm, ClipSearchedWeightsAndLargeShapes) {
       const Expected e1 = expected(w, x1, 1);
       EXPECT_EQ(count_mismatches(run(w, x1, 1, 2, isa), e1, describe(w, 1, 2, isa)), 0);
     }
+  if (const std::string why = missing_isas(); !why.empty()) GTEST_SKIP() << why;
 }
 
 TEST(QGemm, ResultDoesNotDependOnTheThreadCount) {
@@ -232,6 +252,7 @@ TEST(QGemm, ResultDoesNotDependOnTheThreadCount) {
           EXPECT_EQ(run(w, x, batch, threads, isa), y1) << describe(w, batch, threads, isa);
       }
     }
+  if (const std::string why = missing_isas(); !why.empty()) GTEST_SKIP() << why;
 }
 
 TEST(QGemm, ExtremeCodesAndActivationsDoNotSaturate) {
@@ -256,6 +277,7 @@ TEST(QGemm, ExtremeCodesAndActivationsDoNotSaturate) {
                                          e1, describe(w, 1, 1, isa)),
                         0);
             }
+  if (const std::string why = missing_isas(); !why.empty()) GTEST_SKIP() << why;
 }
 
 TEST(QGemm, ZeroActivationsGiveZero) {
@@ -264,6 +286,7 @@ TEST(QGemm, ZeroActivationsGiveZero) {
     const std::vector<float> y = run(w, std::vector<float>(2 * 128, 0.0f), 2, 2, isa);
     for (float v : y) EXPECT_EQ(v, 0.0f);
   }
+  if (const std::string why = missing_isas(); !why.empty()) GTEST_SKIP() << why;
 }
 
 TEST(QGemm, CorruptedWeightsAreDetected) {
@@ -291,19 +314,47 @@ TEST(QGemm, CorruptedWeightsAreDetected) {
         }
       }
     }
+  if (const std::string why = missing_isas(); !why.empty()) GTEST_SKIP() << why;
 }
 
-TEST(QGemm, EnvironmentForcesThePortablePath) {
+TEST(QGemm, EnvironmentForcesAPath) {
   const char* old = std::getenv("IPFSA_KERNEL");
   const std::string saved = old ? old : "";
+  const KernelIsa best = cpu_has_avx512vnni() ? KernelIsa::kAvx512Vnni
+                         : cpu_has_avx2()     ? KernelIsa::kAvx2
+                                              : KernelIsa::kPortable;
   ::setenv("IPFSA_KERNEL", "portable", 1);
   EXPECT_EQ(best_isa(), KernelIsa::kPortable);
   EXPECT_EQ(QGemmOptions{}.isa, KernelIsa::kPortable);
-  ::unsetenv("IPFSA_KERNEL");
+  ::setenv("IPFSA_KERNEL", "avx2", 1);
   EXPECT_EQ(best_isa(), cpu_has_avx2() ? KernelIsa::kAvx2 : KernelIsa::kPortable);
+  EXPECT_EQ(QGemmOptions{}.isa, best_isa());
+  ::setenv("IPFSA_KERNEL", "avx512vnni", 1);
+  EXPECT_EQ(best_isa(), best);
+  ::setenv("IPFSA_KERNEL", "something-else", 1);
+  EXPECT_EQ(best_isa(), best);
+  ::unsetenv("IPFSA_KERNEL");
+  EXPECT_EQ(best_isa(), best);
   if (old) ::setenv("IPFSA_KERNEL", saved.c_str(), 1);
+  EXPECT_EQ(to_string(KernelIsa::kAvx512Vnni), "avx512vnni");
   EXPECT_EQ(to_string(KernelIsa::kAvx2), "avx2");
   EXPECT_EQ(to_string(KernelIsa::kPortable), "portable");
+}
+
+TEST(QGemm, Avx512VnniMatchesAvx2BitForBit) {
+  // Postcondition 5: the same int32 lanes and the same fp32 operations (docs/kernels.md).
+  if (!cpu_has_avx512vnni()) GTEST_SKIP() << "the CPU lacks AVX-512 F/BW/VL/VNNI";
+  std::uint64_t seed = 500;
+  for (int bits : kBits)
+    for (int group : kGroups)
+      for (QuantScheme scheme : kSchemes)
+        for (const Shape& s : kShapes) {
+          const QuantMatrix w = make_matrix(s.rows, s.groups * group, bits, group, scheme, ++seed);
+          const std::vector<float> x = normal(static_cast<std::size_t>(s.batch) * w.cols, ++seed, 2.0f);
+          EXPECT_EQ(run(w, x, s.batch, s.threads, KernelIsa::kAvx512Vnni),
+                    run(w, x, s.batch, s.threads, KernelIsa::kAvx2))
+              << describe(w, s.batch, s.threads, KernelIsa::kAvx512Vnni);
+        }
 }
 
 // ---- the fp32 Eigen baseline of `bench gemv` ----
