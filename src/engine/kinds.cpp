@@ -16,7 +16,8 @@ const std::vector<Kind>& registry() {
   // Built on first use (thread-safe static initialisation), never changed afterwards.
   static const std::vector<Kind> kinds = [] {
     std::vector<Kind> all;
-    for (auto set : {selftest_kinds(), gemm_kinds(), model_kinds()}) all.insert(all.end(), set.begin(), set.end());
+    for (auto set : {selftest_kinds(), gemm_kinds(), model_kinds()})
+      all.insert(all.end(), set.begin(), set.end());
     return all;
   }();
   return kinds;

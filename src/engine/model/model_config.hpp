@@ -50,8 +50,8 @@ struct StackConfig {
   int layers = 0;
   int hidden = 0;
   int heads = 0;
-  int kv_heads = 0;   // == heads: multi-head; < heads (dividing it): grouped-query; 1: multi-query
-  int ffn = 0;        // MLP inner width (per expert for MoE)
+  int kv_heads = 0;  // == heads: multi-head; < heads (dividing it): grouped-query; 1: multi-query
+  int ffn = 0;       // MLP inner width (per expert for MoE)
   bool causal = false;
   bool gated_mlp = false;  // act(x W_gate) * (x W_up) then W_down (LLaMA); else act(x W_up) W_down
   Activation activation = Activation::kGelu;
@@ -61,8 +61,8 @@ struct StackConfig {
   PositionKind position = PositionKind::kLearned;
   float rope_theta = 10000.0f;
   int max_positions = 512;
-  bool qkv_bias = true;     // biases on the q/k/v/o projections
-  bool mlp_bias = true;     // biases on the MLP projections
+  bool qkv_bias = true;          // biases on the q/k/v/o projections
+  bool mlp_bias = true;          // biases on the MLP projections
   bool cross_attention = false;  // decoder of an encoder-decoder
   int experts = 0;               // > 0: mixture of experts in every block
   int experts_top_k = 0;
@@ -75,18 +75,18 @@ struct ModelConfig {
   std::string hf_class;  // HuggingFace class ("LlamaForCausalLM")
   Family family = Family::kDecoder;
   Frontend frontend = Frontend::kTokens;
-  int vocab = 0;           // token vocabulary (tokens frontend), CTC vocabulary (audio)
-  int num_labels = 0;      // classifier outputs (vision)
-  int image_size = 0;      // patches frontend: square images of image_size^2 pixels
+  int vocab = 0;       // token vocabulary (tokens frontend), CTC vocabulary (audio)
+  int num_labels = 0;  // classifier outputs (vision)
+  int image_size = 0;  // patches frontend: square images of image_size^2 pixels
   int patch_size = 0;
   int channels = 3;
-  int mel_bins = 0;        // audio frontend input features per frame
-  int projection_dim = 0;  // dual encoder
+  int mel_bins = 0;            // audio frontend input features per frame
+  int projection_dim = 0;      // dual encoder
   bool tie_embeddings = true;  // LM head shares the token embedding
-  StackConfig encoder;     // absent (layers == 0) for decoder-only models
-  StackConfig decoder;     // absent for encoder-only models
-  StackConfig vision;      // dual encoder's image tower only
-  float embed_scale = 1.0f;  // token embeddings are multiplied by it on lookup (Gemma: sqrt(hidden))
+  StackConfig encoder;         // absent (layers == 0) for decoder-only models
+  StackConfig decoder;         // absent for encoder-only models
+  StackConfig vision;          // dual encoder's image tower only
+  float embed_scale = 1.0f;    // token embeddings are multiplied by it on lookup (Gemma: sqrt(hidden))
 
   // Ok, or a kInput error naming the first inconsistent field (e.g. "decoder.kv_heads: 3 does
   // not divide heads 8"), prefixed by `where` (a file name, a catalog entry).
@@ -110,13 +110,13 @@ struct PrecisionPlan {
   std::string name = "fp32";
   int attention_bits = 0;
   int ffn_bits = 0;
-  int embedding_bits = 0;     // embeddings stay fp32 in every built-in profile (a lookup, not a GEMM)
+  int embedding_bits = 0;  // embeddings stay fp32 in every built-in profile (a lookup, not a GEMM)
   int head_bits = 0;
-  int edge_layer_bits = 0;    // != 0: the first and last `edge_layers` blocks of every stack use it
+  int edge_layer_bits = 0;  // != 0: the first and last `edge_layers` blocks of every stack use it
   int edge_layers = 1;
   int group = 64;
   QuantScheme scheme = QuantScheme::kAsymmetric;
-  int kv_bits = 16;           // KV cache of decoders: 16 (fp16), 4 or 2 (kv_cache.hpp)
+  int kv_bits = 16;  // KV cache of decoders: 16 (fp16), 4 or 2 (kv_cache.hpp)
 
   // Bits for a weight of component c in block `layer` of a stack of `layers` blocks (layer is
   // ignored for kEmbedding and kHead). 0 = fp32.
