@@ -20,12 +20,15 @@
 
 #include "config/default_campaign.hpp"
 #include "core/campaign_expand.hpp"
+#include "core/text.hpp"
 
 namespace ipfsa::config {
 
 namespace {
 
 namespace fs = std::filesystem;
+using core::in_quotes;
+using core::join;
 using core::SourceLoc;
 using core::TaskSettings;
 
@@ -68,15 +71,6 @@ constexpr AxisKey kAxisKeys[] = {
     {"scenario", core::Axis::kScenario},
 };
 
-std::string join(Keys keys) {
-  std::string out;
-  for (std::string_view k : keys) {
-    if (!out.empty()) out += ", ";
-    out += k;
-  }
-  return out;
-}
-
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -104,10 +98,6 @@ std::optional<std::string_view> suggest(std::string_view key, Keys allowed) {
     }
   }
   return best;
-}
-
-std::string in_quotes(std::string_view s) {
-  return "'" + std::string(s) + "'";
 }
 
 std::string describe(const YAML::Node& node) {

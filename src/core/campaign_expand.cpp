@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/text.hpp"
+
 namespace ipfsa::core {
 
 namespace {
@@ -18,20 +20,6 @@ constexpr std::array<std::string_view, 8> kAxisNames = {"kind",      "model", "p
 // Above this many combinations before excludes, a matrix block is rejected without counting what
 // its excludes leave: counting means visiting every combination.
 constexpr std::uint64_t kEnumerationFactor = 16;
-
-template <typename Range>
-std::string join(const Range& items, std::string_view sep = ", ") {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += sep;
-    out += item;
-  }
-  return out;
-}
-
-std::string in_quotes(std::string_view s) {
-  return "'" + std::string(s) + "'";
-}
 
 std::uint64_t saturating_mul(std::uint64_t a, std::uint64_t b) {
   if (a != 0 && b > std::numeric_limits<std::uint64_t>::max() / a)

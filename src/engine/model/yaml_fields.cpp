@@ -30,24 +30,6 @@ void fail(const core::SourceLoc& loc, std::string_view message) {
   throw YamlFailure{core::error_at(loc, message)};
 }
 
-std::string in_quotes(std::string_view s) {
-  std::string out;  // not "'" + std::string(s) + "'": g++ 12 -O3 warns falsely (-Wrestrict) about that
-  out.reserve(s.size() + 2);
-  out += '\'';
-  out += s;
-  out += '\'';
-  return out;
-}
-
-std::string join(Keys keys) {
-  std::string out;
-  for (std::string_view k : keys) {
-    if (!out.empty()) out += ", ";
-    out += k;
-  }
-  return out;
-}
-
 core::SourceLoc Reader::loc(const YAML::Mark& mark) const {
   if (mark.is_null()) return core::SourceLoc{file_, 1, 1};
   return core::SourceLoc{file_, mark.line + 1, mark.column + 1};

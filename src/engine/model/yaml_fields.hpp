@@ -18,6 +18,7 @@
 
 #include "core/campaign_expand.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
 
 namespace ipfsa::engine::yaml {
 
@@ -29,8 +30,8 @@ struct YamlFailure {
 
 [[noreturn]] void fail(const core::SourceLoc& loc, std::string_view message);
 
-std::string in_quotes(std::string_view s);
-std::string join(Keys keys);
+using core::in_quotes;
+using core::join;
 
 struct Field {
   std::string key;
