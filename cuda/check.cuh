@@ -1,0 +1,43 @@
+// Turning CUDA and cuBLAS status codes into Result errors (cuda/lowbit.hpp: nothing in the CUDA
+// backend aborts on a GPU error). Private to cuda/.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "core/error.hpp"
+
+namespace ipfsa::cuda {
+
+inline Error cuda_error(const char* what, cudaError_t e) {
+  return infra_error(std::string("CUDA: ") + what + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+}
+
+inline Error cublas_error(const char* what, cublasStatus_t s) {
+  return infra_error(std::string("cuBLAS: ") + what + ": " + cublasGetStatusName(s) + " (" +
+                     cublasGetStatusString(s) + ")");
+}
+
+}  // namespace ipfsa::cuda
+
+// Returns the Error from the enclosing function (whose return type is some Result) on failure.
+#define IPFSA_CUDA_TRY(call)                                                 \
+  do {                                                                       \
+    const cudaError_t ipfsa_e_ = (call);                                     \
+    if (ipfsa_e_ != cudaSuccess) return ::ipfsa::cuda::cuda_error(#call, ipfsa_e_); \
+  } while (0)
+
+#define IPFSA_CUBLAS_TRY(call)                                                      \
+  do {                                                                              \
+    const cublasStatus_t ipfsa_s_ = (call);                                         \
+    if (ipfsa_s_ != CUBLAS_STATUS_SUCCESS) return ::ipfsa::cuda::cublas_error(#call, ipfsa_s_); \
+  } while (0)
+
+// After a kernel launch: the launch's own error (bad configuration, no kernel image for this GPU).
+#define IPFSA_CUDA_LAUNCHED(what)                                                   \
+  do {                                                                              \
+    const cudaError_t ipfsa_e_ = cudaGetLastError();                                \
+    if (ipfsa_e_ != cudaSuccess) return ::ipfsa::cuda::cuda_error(what, ipfsa_e_);  \
+  } while (0)
