@@ -75,7 +75,8 @@ Result<double> time_median_us(cudaStream_t s, int warmup, int runs, Fn&& fn) {
   }
   const cudaError_t sync = cudaStreamSynchronize(s);
   std::vector<float> ms(runs);
-  for (int i = 0; i < runs && sync == cudaSuccess && !failed; ++i) cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]);
+  for (int i = 0; i < runs && sync == cudaSuccess && !failed; ++i)
+    cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]);
   for (auto& e : ev) cudaEventDestroy(e);
   if (failed) return *failed;
   if (sync != cudaSuccess) return cuda_error("cudaStreamSynchronize", sync);
@@ -104,7 +105,7 @@ Result<double> stream_read_gbps(GpuContext& ctx, std::size_t bytes, int runs) {
   const int blocks = sm_count(ctx.device()) * 8;
   auto us = time_median_us(s, 3, runs, [&](int) -> Result<void> {
     stream_read_kernel<<<blocks, 256, 0, s>>>(static_cast<const uint4*>(buf.p), bytes / 16,
-                                               static_cast<unsigned*>(sink.p));
+                                              static_cast<unsigned*>(sink.p));
     IPFSA_CUDA_LAUNCHED("stream_read_kernel");
     return {};
   });
@@ -113,7 +114,8 @@ Result<double> stream_read_gbps(GpuContext& ctx, std::size_t bytes, int runs) {
 }
 
 Result<GemvBenchResult> bench_gemv(GpuContext& ctx, const GemvBenchConfig& c) {
-  if (c.batch <= 0 || c.m <= 0 || c.k <= 0 || c.runs <= 0) return input_error("bench_gemv: sizes and runs must be positive");
+  if (c.batch <= 0 || c.m <= 0 || c.k <= 0 || c.runs <= 0)
+    return input_error("bench_gemv: sizes and runs must be positive");
   IPFSA_CUDA_TRY(cudaSetDevice(ctx.device()));
   GemvBenchResult r;
   cudaDeviceProp prop{};
@@ -138,14 +140,15 @@ Result<GemvBenchResult> bench_gemv(GpuContext& ctx, const GemvBenchConfig& c) {
   std::mt19937_64 rng(c.seed);
   for (std::size_t i = 0; i < packed.size(); i += 8) {
     const std::uint64_t v = rng();
-    for (std::size_t j = 0; j < 8 && i + j < packed.size(); ++j) packed[i + j] = static_cast<std::uint8_t>(v >> (8 * j));
+    for (std::size_t j = 0; j < 8 && i + j < packed.size(); ++j)
+      packed[i + j] = static_cast<std::uint8_t>(v >> (8 * j));
   }
   std::uniform_real_distribution<float> us_(0.002f, 0.02f);
   std::uniform_real_distribution<float> uz(-0.1f, 0.0f);
   for (auto& v : scales) v = __half_as_ushort(__float2half_rn(us_(rng)));
   for (auto& v : zeros) v = __half_as_ushort(__float2half_rn(uz(rng)));
-  QuantView view{c.m, c.k, c.bits, c.group, c.symmetric, packed.data(), scales.data(),
-                 c.symmetric ? nullptr : zeros.data()};
+  QuantView view{c.m,         c.k,           c.bits,        c.group,
+                 c.symmetric, packed.data(), scales.data(), c.symmetric ? nullptr : zeros.data()};
   if (auto ok = validate(view); !ok) return ok.error();
 
   std::vector<GpuQuantMatrix> copies;
@@ -209,7 +212,8 @@ Result<GemvBenchResult> bench_gemv(GpuContext& ctx, const GemvBenchConfig& c) {
 
   // cuBLAS fp16 of the same shape: fp16 weights, activations and output, fp32 accumulation.
   const std::size_t hbytes = static_cast<std::size_t>(c.m) * c.k * 2;
-  const int hcopies = static_cast<int>(std::clamp<std::size_t>((c.rotate_bytes + hbytes - 1) / hbytes, 2, 64));
+  const int hcopies =
+      static_cast<int>(std::clamp<std::size_t>((c.rotate_bytes + hbytes - 1) / hbytes, 2, 64));
   std::vector<DeviceMem> wh(hcopies);
   for (int i = 0; i < hcopies; ++i) {
     IPFSA_CUDA_TRY(cudaMalloc(&wh[i].p, hbytes));
@@ -220,15 +224,17 @@ Result<GemvBenchResult> bench_gemv(GpuContext& ctx, const GemvBenchConfig& c) {
   DeviceMem xh, yh;
   IPFSA_CUDA_TRY(cudaMalloc(&xh.p, static_cast<std::size_t>(c.batch) * c.k * 2));
   IPFSA_CUDA_TRY(cudaMalloc(&yh.p, static_cast<std::size_t>(c.batch) * c.m * 2));
-  fill_half_kernel<<<64, 256, 0, s>>>(static_cast<__half*>(xh.p), static_cast<std::size_t>(c.batch) * c.k, 0x777u);
+  fill_half_kernel<<<64, 256, 0, s>>>(static_cast<__half*>(xh.p), static_cast<std::size_t>(c.batch) * c.k,
+                                      0x777u);
   IPFSA_CUDA_LAUNCHED("fill_half_kernel");
   const float one = 1.0f;
   const float zero = 0.0f;
   auto h = static_cast<cublasHandle_t>(ctx.cublas());
+  const blas::Api& cublas = *blas::api().value();  // loaded: the context has a handle
   auto b_us = time_median_us(s, 10, c.runs, [&](int i) -> Result<void> {
-    IPFSA_CUBLAS_TRY(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, c.m, c.batch, c.k, &one, wh[i % hcopies].p, CUDA_R_16F,
-                                  c.k, xh.p, CUDA_R_16F, c.k, &zero, yh.p, CUDA_R_16F, c.m, CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT));
+    IPFSA_CUBLAS_TRY(cublas.gemm_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, c.m, c.batch, c.k, &one, wh[i % hcopies].p,
+                                    CUDA_R_16F, c.k, xh.p, CUDA_R_16F, c.k, &zero, yh.p, CUDA_R_16F, c.m,
+                                    CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return {};
   });
   if (!b_us) return b_us.error();

@@ -34,10 +34,12 @@ Result<std::unique_ptr<GpuContext>> GpuContext::create(int device) {
   cudaStream_t s = nullptr;
   IPFSA_CUDA_TRY(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   ctx->stream_ = s;
+  auto blas = blas::api();
+  if (!blas) return blas.error();
   cublasHandle_t h = nullptr;
-  IPFSA_CUBLAS_TRY(cublasCreate(&h));
+  IPFSA_CUBLAS_TRY((*blas)->create(&h));
   ctx->cublas_ = h;
-  IPFSA_CUBLAS_TRY(cublasSetStream(h, s));
+  IPFSA_CUBLAS_TRY((*blas)->set_stream(h, s));
   return std::move(ctx);
 }
 
@@ -45,7 +47,7 @@ GpuContext::~GpuContext() {
   cudaSetDevice(device_);
   for (void*& p : scratch_)
     if (p) cudaFree(p);
-  if (cublas_) cublasDestroy(static_cast<cublasHandle_t>(cublas_));
+  if (cublas_) blas::api().value()->destroy(static_cast<cublasHandle_t>(cublas_));  // loaded: it made cublas_
   if (stream_) cudaStreamDestroy(static_cast<cudaStream_t>(stream_));
 }
 
@@ -131,9 +133,11 @@ Result<void> GpuContext::gemm_fp16(const GpuHalfMatrix& w, const float* d_x, int
   // Wc^T (rows, cols) Xc (cols, batch) with Wc = W read as a cols x rows column-major matrix.
   const float one = 1.0f;
   const float zero = 0.0f;
-  IPFSA_CUBLAS_TRY(cublasGemmEx(static_cast<cublasHandle_t>(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, w.rows(), batch,
-                                w.cols(), &one, w.device_data(), CUDA_R_16F, w.cols(), *xh, CUDA_R_16F, w.cols(),
-                                &zero, d_y, CUDA_R_32F, w.rows(), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  // cublas_ exists, so the library is loaded.
+  IPFSA_CUBLAS_TRY(blas::api().value()->gemm_ex(
+      static_cast<cublasHandle_t>(cublas_), CUBLAS_OP_T, CUBLAS_OP_N, w.rows(), batch, w.cols(), &one,
+      w.device_data(), CUDA_R_16F, w.cols(), *xh, CUDA_R_16F, w.cols(), &zero, d_y, CUDA_R_32F, w.rows(),
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   return {};
 }
 

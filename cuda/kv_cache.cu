@@ -19,8 +19,8 @@ namespace ipfsa::cuda {
 struct KvDev {
   GpuKvParams p;
   int tokens = 0;
-  int blocks = 0;  // quantized key blocks
-  int tail = 0;    // fp16 keys not yet in a block (tokens - blocks * group)
+  int blocks = 0;                       // quantized key blocks
+  int tail = 0;                         // fp16 keys not yet in a block (tokens - blocks * group)
   std::uint8_t* key_codes = nullptr;    // (block, head, channel, group * bits / 8)
   __half2* key_sm = nullptr;            // (block, head, channel): scale, zero
   __half* key_tail = nullptr;           // (group, head, channel)
@@ -41,9 +41,10 @@ struct GpuKvCache::Impl {
   std::size_t staging_floats = 0;
 
   ~Impl() {
-    for (void* q : {static_cast<void*>(c.key_codes), static_cast<void*>(c.key_sm), static_cast<void*>(c.key_tail),
-                    static_cast<void*>(c.value_codes), static_cast<void*>(c.value_sm), static_cast<void*>(c.scores),
-                    static_cast<void*>(c.io), static_cast<void*>(staging)})
+    for (void* q :
+         {static_cast<void*>(c.key_codes), static_cast<void*>(c.key_sm), static_cast<void*>(c.key_tail),
+          static_cast<void*>(c.value_codes), static_cast<void*>(c.value_sm), static_cast<void*>(c.scores),
+          static_cast<void*>(c.io), static_cast<void*>(staging)})
       if (q) cudaFree(q);
   }
 };
@@ -90,7 +91,8 @@ __global__ void kv_quantize_values_kernel(KvDev c, const float* values, int firs
   const int t = idx / (c.p.heads * vgs);
   const int h = (idx / vgs) % c.p.heads;
   const int g = idx % vgs;
-  const float* x = values + (static_cast<std::size_t>(t) * c.p.heads + h) * c.p.head_dim + g * c.p.value_group;
+  const float* x =
+      values + (static_cast<std::size_t>(t) * c.p.heads + h) * c.p.head_dim + g * c.p.value_group;
   const std::size_t tok = static_cast<std::size_t>(first + t) * c.p.heads + h;
   std::uint8_t* out = c.value_codes + tok * c.value_bytes() + g * (c.p.value_group * c.p.bits / 8);
   c.value_sm[tok * vgs + g] = quantize_run(x, c.p.value_group, 1, c.p.bits, out);
@@ -109,7 +111,8 @@ __global__ void kv_quantize_key_block_kernel(KvDev c, int blk) {
   const int idx = blockIdx.x * blockDim.x + threadIdx.x;
   if (idx >= c.p.heads * c.p.head_dim) return;
   float x[256];  // group <= 256 (validated)
-  for (int t = 0; t < c.p.group; ++t) x[t] = __half2float(c.key_tail[static_cast<std::size_t>(t) * c.row() + idx]);
+  for (int t = 0; t < c.p.group; ++t)
+    x[t] = __half2float(c.key_tail[static_cast<std::size_t>(t) * c.row() + idx]);
   const std::size_t at = static_cast<std::size_t>(blk) * c.row() + idx;
   c.key_sm[at] = quantize_run(x, c.p.group, 1, c.p.bits, c.key_codes + at * c.key_bytes());
 }
@@ -120,9 +123,13 @@ __device__ float key_at(const KvDev& c, int t, int h, int ch) {
     const int blk = t / c.p.group;
     const std::size_t at = (static_cast<std::size_t>(blk) * c.p.heads + h) * c.p.head_dim + ch;
     const float2 sz = __half22float2(c.key_sm[at]);
-    return fmaf(sz.x, static_cast<float>(unpack(c.key_codes + at * c.key_bytes(), c.key_bytes(), c.p.bits, t % c.p.group)), sz.y);
+    return fmaf(
+        sz.x,
+        static_cast<float>(unpack(c.key_codes + at * c.key_bytes(), c.key_bytes(), c.p.bits, t % c.p.group)),
+        sz.y);
   }
-  return __half2float(c.key_tail[static_cast<std::size_t>(t - qtok) * c.row() + static_cast<std::size_t>(h) * c.p.head_dim + ch]);
+  return __half2float(c.key_tail[static_cast<std::size_t>(t - qtok) * c.row() +
+                                 static_cast<std::size_t>(h) * c.p.head_dim + ch]);
 }
 
 __device__ float value_at(const KvDev& c, int t, int h, int ch) {
@@ -155,8 +162,7 @@ __device__ float block_reduce(float v, bool is_max, float* shm) {
 // One block per head: scores over every token straight from the packed keys (the per-channel
 // scale folded into the query once per block of tokens), softmax, then the value sum straight from
 // the packed values.
-__global__ void __launch_bounds__(kAttnThreads) kv_attention_kernel(KvDev c, const float* query,
-                                                                     float* out) {
+__global__ void __launch_bounds__(kAttnThreads) kv_attention_kernel(KvDev c, const float* query, float* out) {
   extern __shared__ float shm[];  // q (head_dim) | qs (head_dim) | reduce (32) | partial (kAttnThreads)
   float* q = shm;
   float* qs = shm + c.p.head_dim;
@@ -165,7 +171,8 @@ __global__ void __launch_bounds__(kAttnThreads) kv_attention_kernel(KvDev c, con
   const int h = blockIdx.x;
   const int hd = c.p.head_dim;
   const float scale = rsqrtf(static_cast<float>(hd));
-  for (int i = threadIdx.x; i < hd; i += blockDim.x) q[i] = query[static_cast<std::size_t>(h) * hd + i] * scale;
+  for (int i = threadIdx.x; i < hd; i += blockDim.x)
+    q[i] = query[static_cast<std::size_t>(h) * hd + i] * scale;
   __syncthreads();
   float* scores = c.scores + static_cast<std::size_t>(h) * c.p.max_tokens;
   float mx = -INFINITY;
@@ -183,9 +190,13 @@ __global__ void __launch_bounds__(kAttnThreads) kv_attention_kernel(KvDev c, con
     __syncthreads();
     for (int i = threadIdx.x; i < c.p.group; i += blockDim.x) {
       float s = zt;
-      const std::uint8_t* codes = c.key_codes + ((static_cast<std::size_t>(blk) * c.p.heads + h) * hd) * c.key_bytes();
+      const std::uint8_t* codes =
+          c.key_codes + ((static_cast<std::size_t>(blk) * c.p.heads + h) * hd) * c.key_bytes();
       for (int ch = 0; ch < hd; ++ch)
-        s = fmaf(qs[ch], static_cast<float>(unpack(codes + static_cast<std::size_t>(ch) * c.key_bytes(), c.key_bytes(), c.p.bits, i)), s);
+        s = fmaf(qs[ch],
+                 static_cast<float>(unpack(codes + static_cast<std::size_t>(ch) * c.key_bytes(),
+                                           c.key_bytes(), c.p.bits, i)),
+                 s);
       scores[blk * c.p.group + i] = s;
       mx = fmaxf(mx, s);
     }
@@ -241,20 +252,27 @@ GpuKvCache::GpuKvCache() = default;
 GpuKvCache::~GpuKvCache() = default;
 GpuKvCache::GpuKvCache(GpuKvCache&&) noexcept = default;
 GpuKvCache& GpuKvCache::operator=(GpuKvCache&&) noexcept = default;
-int GpuKvCache::tokens() const { return impl_->c.tokens; }
-const GpuKvParams& GpuKvCache::params() const { return impl_->c.p; }
+int GpuKvCache::tokens() const {
+  return impl_->c.tokens;
+}
+const GpuKvParams& GpuKvCache::params() const {
+  return impl_->c.p;
+}
 
 std::size_t GpuKvCache::bytes() const {
   const KvDev& c = impl_->c;
-  return static_cast<std::size_t>(c.blocks) * c.row() * (c.key_bytes() + 4) + static_cast<std::size_t>(c.tail) * c.row() * 2 +
+  return static_cast<std::size_t>(c.blocks) * c.row() * (c.key_bytes() + 4) +
+         static_cast<std::size_t>(c.tail) * c.row() * 2 +
          static_cast<std::size_t>(c.tokens) * c.p.heads * (c.value_bytes() + 4 * c.value_groups());
 }
 
 Result<GpuKvCache> GpuKvCache::create(GpuContext& ctx, const GpuKvParams& params) {
   GpuKvParams p = params;
   if (p.value_group == 0) p.value_group = p.head_dim;
-  if (p.heads <= 0 || p.head_dim <= 0 || p.head_dim > 1024) return input_error("kv cache: heads > 0 and 0 < head_dim <= 1024");
-  if (p.bits != 2 && p.bits != 4) return input_error("kv cache: bits must be 2 or 4, got " + std::to_string(p.bits));
+  if (p.heads <= 0 || p.head_dim <= 0 || p.head_dim > 1024)
+    return input_error("kv cache: heads > 0 and 0 < head_dim <= 1024");
+  if (p.bits != 2 && p.bits != 4)
+    return input_error("kv cache: bits must be 2 or 4, got " + std::to_string(p.bits));
   if (p.group <= 0 || p.group > 256 || p.group * p.bits % 8 != 0)
     return input_error("kv cache: group must be in 1..256 with group * bits a multiple of 8");
   if (p.head_dim % p.value_group != 0 || p.value_group * p.bits % 8 != 0)
@@ -269,8 +287,10 @@ Result<GpuKvCache> GpuKvCache::create(GpuContext& ctx, const GpuKvParams& params
   IPFSA_CUDA_TRY(cudaMalloc(&c.key_codes, max_blocks * c.row() * c.key_bytes()));
   IPFSA_CUDA_TRY(cudaMalloc(&c.key_sm, max_blocks * c.row() * sizeof(__half2)));
   IPFSA_CUDA_TRY(cudaMalloc(&c.key_tail, static_cast<std::size_t>(p.group) * c.row() * sizeof(__half)));
-  IPFSA_CUDA_TRY(cudaMalloc(&c.value_codes, static_cast<std::size_t>(p.max_tokens) * p.heads * c.value_bytes()));
-  IPFSA_CUDA_TRY(cudaMalloc(&c.value_sm, static_cast<std::size_t>(p.max_tokens) * p.heads * c.value_groups() * sizeof(__half2)));
+  IPFSA_CUDA_TRY(
+      cudaMalloc(&c.value_codes, static_cast<std::size_t>(p.max_tokens) * p.heads * c.value_bytes()));
+  IPFSA_CUDA_TRY(cudaMalloc(
+      &c.value_sm, static_cast<std::size_t>(p.max_tokens) * p.heads * c.value_groups() * sizeof(__half2)));
   IPFSA_CUDA_TRY(cudaMalloc(&c.scores, static_cast<std::size_t>(p.max_tokens) * p.heads * sizeof(float)));
   IPFSA_CUDA_TRY(cudaMalloc(&c.io, 2 * c.row() * sizeof(float)));
   return std::move(cache);
@@ -305,7 +325,8 @@ Result<void> GpuKvCache::append(GpuContext& ctx, std::span<const float> keys, st
   for (int done = 0; done < n;) {
     const int take = std::min(n - done, c.p.group - c.tail);
     const std::size_t elems = static_cast<std::size_t>(take) * row;
-    kv_stage_keys_kernel<<<static_cast<unsigned>((elems + 255) / 256), 256, 0, s>>>(c, dk + done * row, c.tail, take);
+    kv_stage_keys_kernel<<<static_cast<unsigned>((elems + 255) / 256), 256, 0, s>>>(c, dk + done * row,
+                                                                                    c.tail, take);
     IPFSA_CUDA_LAUNCHED("kv_stage_keys_kernel");
     c.tail += take;
     done += take;
@@ -339,14 +360,16 @@ Result<void> GpuKvCache::attention(GpuContext& ctx, std::span<const float> query
 Result<void> GpuKvCache::dequantize(GpuContext& ctx, std::span<float> keys, std::span<float> values) {
   KvDev& c = impl_->c;
   const std::size_t n = static_cast<std::size_t>(c.tokens) * c.row();
-  if (keys.size() != n || values.size() != n) return input_error("kv cache: dequantize needs tokens * heads * head_dim floats each");
+  if (keys.size() != n || values.size() != n)
+    return input_error("kv cache: dequantize needs tokens * heads * head_dim floats each");
   const auto s = static_cast<cudaStream_t>(ctx.stream());
   float* dk = nullptr;
   IPFSA_CUDA_TRY(cudaMalloc(&dk, 2 * n * sizeof(float)));
   kv_dequantize_kernel<<<static_cast<unsigned>((n + 255) / 256), 256, 0, s>>>(c, dk, dk + n);
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) e = cudaMemcpyAsync(keys.data(), dk, n * sizeof(float), cudaMemcpyDeviceToHost, s);
-  if (e == cudaSuccess) e = cudaMemcpyAsync(values.data(), dk + n, n * sizeof(float), cudaMemcpyDeviceToHost, s);
+  if (e == cudaSuccess)
+    e = cudaMemcpyAsync(values.data(), dk + n, n * sizeof(float), cudaMemcpyDeviceToHost, s);
   if (e == cudaSuccess) e = cudaStreamSynchronize(s);
   cudaFree(dk);
   if (e != cudaSuccess) return cuda_error("kv dequantize", e);

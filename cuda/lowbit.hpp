@@ -116,8 +116,10 @@ class GpuContext {
   Result<void> gemm_fp16(const GpuHalfMatrix& w, const float* d_x, int batch, float* d_y);
 
   // ---- host API: copies in, runs, copies out, synchronizes ----
-  Result<GpuPath> qgemm_host(const GpuQuantMatrix& w, std::span<const float> x, int batch, std::span<float> y);
-  Result<void> gemm_fp16_host(const GpuHalfMatrix& w, std::span<const float> x, int batch, std::span<float> y);
+  Result<GpuPath> qgemm_host(const GpuQuantMatrix& w, std::span<const float> x, int batch,
+                             std::span<float> y);
+  Result<void> gemm_fp16_host(const GpuHalfMatrix& w, std::span<const float> x, int batch,
+                              std::span<float> y);
 
   Result<void> synchronize();
 
@@ -151,23 +153,23 @@ struct GemvBenchConfig {
   int m = 4096;  // weight rows (output features)
   int k = 4096;  // weight cols (input features)
   int batch = 1;
-  int runs = 100;              // timed repetitions (median reported)
+  int runs = 100;                                     // timed repetitions (median reported)
   std::size_t rotate_bytes = std::size_t{256} << 20;  // weight copies rotate until this many bytes (> L2)
   std::uint64_t seed = 1;
   double stream_gbps = 0.0;  // 0: measure here; > 0: reuse a figure from the same run
 };
 
 struct GemvBenchResult {
-  std::string device;  // GPU name
-  std::string path;    // to_string(GpuPath)
-  double us = 0.0;     // median time of one product (activation rounding included)
-  double weight_gbps = 0.0;      // device_bytes / us
-  double cublas_fp16_us = 0.0;   // cuBLAS fp16 of the same shape, same run
+  std::string device;                 // GPU name
+  std::string path;                   // to_string(GpuPath)
+  double us = 0.0;                    // median time of one product (activation rounding included)
+  double weight_gbps = 0.0;           // device_bytes / us
+  double cublas_fp16_us = 0.0;        // cuBLAS fp16 of the same shape, same run
   double ratio_vs_cublas_fp16 = 0.0;  // cublas_fp16_us / us
   double stream_gbps = 0.0;
   double fraction_of_stream = 0.0;  // weight_gbps / stream_gbps
-  double max_rel_error = 0.0;  // max |y - y_naive| / max |y_naive| over the whole output
-  int copies = 0;              // weight buffers rotated
+  double max_rel_error = 0.0;       // max |y - y_naive| / max |y_naive| over the whole output
+  int copies = 0;                   // weight buffers rotated
 };
 
 // Random codes and random (never zero) scales and offsets, uploaded `copies` times; warm-up, then
@@ -179,10 +181,10 @@ Result<GemvBenchResult> bench_gemv(GpuContext& ctx, const GemvBenchConfig& confi
 struct GpuKvParams {
   int heads = 32;
   int head_dim = 128;
-  int bits = 2;          // 2 or 4
-  int group = 128;       // keys: tokens per block, one (scale, zero) per (head, channel) per block
-  int value_group = 0;   // values: channels per (scale, zero) of one token and head; 0 = head_dim
-  int max_tokens = 4096; // capacity
+  int bits = 2;           // 2 or 4
+  int group = 128;        // keys: tokens per block, one (scale, zero) per (head, channel) per block
+  int value_group = 0;    // values: channels per (scale, zero) of one token and head; 0 = head_dim
+  int max_tokens = 4096;  // capacity
 };
 
 // Keys of the newest tokens that do not yet fill a block stay fp16 until they do; values are

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -23,10 +24,10 @@ struct GpuQuantMatrix::Impl {
   int bits = 4;
   int group = 64;
   bool symmetric = false;
-  int kp = 0;        // cols padded to a whole number of segments
-  int nseg = 0;      // segments per row (16 bytes of codes each; 32 at 8 bits)
-  int groups_p = 0;  // kp / group
-  int gshift = 0;    // log2(group / 32): chunk index >> gshift = group index
+  int kp = 0;                  // cols padded to a whole number of segments
+  int nseg = 0;                // segments per row (16 bytes of codes each; 32 at 8 bits)
+  int groups_p = 0;            // kp / group
+  int gshift = 0;              // log2(group / 32): chunk index >> gshift = group index
   std::size_t code_pitch = 0;  // bytes per row of `codes` (the 2-bit plane at 3 bits)
   std::size_t hi_pitch = 0;    // bytes per row of `hi` (3 bits only)
   std::uint8_t* codes = nullptr;
@@ -45,7 +46,9 @@ struct GpuQuantMatrix::Impl {
 
 namespace {
 
-int segment_weights(int bits) { return bits <= 3 ? 64 : 32; }
+int segment_weights(int bits) {
+  return bits <= 3 ? 64 : 32;
+}
 
 // The 3-bit high-bit word of one chunk, re-ordered so that (H >> (k + 4w)) & 0x01010101 puts the
 // high bits of the four codes that ((lo_w >> 2k) & 0x03030303) holds into bit 0 of each byte:
@@ -76,8 +79,8 @@ Result<void> validate(const QuantView& w) {
     return input_error("cuda: group must be 32, 64 or 128, got " + std::to_string(w.group));
   if (w.rows <= 0 || w.cols <= 0 || w.cols % w.group != 0)
     return input_error("cuda: a " + std::to_string(w.rows) + " x " + std::to_string(w.cols) +
-                       " matrix needs positive sizes and cols a multiple of the group (" + std::to_string(w.group) +
-                       ")");
+                       " matrix needs positive sizes and cols a multiple of the group (" +
+                       std::to_string(w.group) + ")");
   if (!w.packed || !w.scales || (!w.symmetric && !w.zeros)) return input_error("cuda: the view has no data");
   return {};
 }
@@ -86,12 +89,24 @@ GpuQuantMatrix::GpuQuantMatrix() = default;
 GpuQuantMatrix::~GpuQuantMatrix() = default;
 GpuQuantMatrix::GpuQuantMatrix(GpuQuantMatrix&&) noexcept = default;
 GpuQuantMatrix& GpuQuantMatrix::operator=(GpuQuantMatrix&&) noexcept = default;
-int GpuQuantMatrix::rows() const { return impl_->rows; }
-int GpuQuantMatrix::cols() const { return impl_->cols; }
-int GpuQuantMatrix::bits() const { return impl_->bits; }
-int GpuQuantMatrix::group() const { return impl_->group; }
-bool GpuQuantMatrix::symmetric() const { return impl_->symmetric; }
-std::size_t GpuQuantMatrix::device_bytes() const { return impl_->bytes(); }
+int GpuQuantMatrix::rows() const {
+  return impl_->rows;
+}
+int GpuQuantMatrix::cols() const {
+  return impl_->cols;
+}
+int GpuQuantMatrix::bits() const {
+  return impl_->bits;
+}
+int GpuQuantMatrix::group() const {
+  return impl_->group;
+}
+bool GpuQuantMatrix::symmetric() const {
+  return impl_->symmetric;
+}
+std::size_t GpuQuantMatrix::device_bytes() const {
+  return impl_->bytes();
+}
 
 Result<GpuQuantMatrix> GpuQuantMatrix::upload(GpuContext& ctx, const QuantView& w) {
   if (auto ok = validate(w); !ok) return ok.error();
@@ -117,7 +132,8 @@ Result<GpuQuantMatrix> GpuQuantMatrix::upload(GpuContext& ctx, const QuantView& 
 
   std::vector<std::uint8_t> codes(static_cast<std::size_t>(w.rows) * m.code_pitch, 0);
   std::vector<std::uint8_t> hi(static_cast<std::size_t>(w.rows) * m.hi_pitch, 0);
-  std::vector<__half2> sm(static_cast<std::size_t>(w.rows) * m.groups_p, __half2(__float2half(0.f), __float2half(0.f)));
+  std::vector<__half2> sm(static_cast<std::size_t>(w.rows) * m.groups_p,
+                          __half2(__float2half(0.f), __float2half(0.f)));
   const int groups = w.cols / w.group;
   const float centre = static_cast<float>(1 << (w.bits - 1));
   for (int r = 0; r < w.rows; ++r) {
@@ -177,8 +193,21 @@ struct MatArgs {
 };
 
 MatArgs args_of(const GpuQuantMatrix::Impl& m) {
-  return MatArgs{m.codes, m.hi, m.sm, m.rows, m.cols, m.kp, m.nseg, m.groups_p, m.gshift, m.bits, m.code_pitch,
-                 m.hi_pitch};
+  return MatArgs{m.codes, m.hi,       m.sm,     m.rows, m.cols,       m.kp,
+                 m.nseg,  m.groups_p, m.gshift, m.bits, m.code_pitch, m.hi_pitch};
+}
+
+// Programmatic dependent launch (sm_90): wait until the grids this one depends on have finished
+// and their writes are visible; let the dependent grid start early. No-ops on older GPUs.
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 // Rounded activations: xq (batch, kp) int8, xd (batch, groups_p) the step d of each group,
@@ -193,8 +222,10 @@ struct ActArgs {
 // q = rint(x * (127 / max|x|)).
 template <int G>
 __global__ void quantize_x_kernel(const float* __restrict__ x, int batch, int cols, int kp, int groups_p,
-                                  std::int8_t* __restrict__ xq, float* __restrict__ xd, float* __restrict__ xds) {
+                                  std::int8_t* __restrict__ xq, float* __restrict__ xd,
+                                  float* __restrict__ xds) {
   constexpr int J = G / 32;
+  allow_dependent_launch();
   const int lane = threadIdx.x & 31;
   const int id = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   if (id >= batch * groups_p) return;
@@ -271,16 +302,42 @@ __device__ __forceinline__ int chunk_dot(const uint4& wa, const uint4& wb, int j
   return s;
 }
 
-constexpr int kGemvRows = 4;      // weight rows per block
+// Segment s of each of the R rows: 16 bytes of codes (32 at 8 bits; plus 8 bytes of high bits at 3
+// bits) and the (scale, offset) pairs of its CPS chunks.
+template <int BITS, int R, int CPS>
+__device__ __forceinline__ void load_segment(const MatArgs& p, const int (&rowc)[R], int s, uint4 (&wa)[R],
+                                             uint4 (&wb)[R], unsigned (&smv)[R][CPS]) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const std::uint8_t* base = p.codes + static_cast<std::size_t>(rowc[r]) * p.code_pitch;
+    if constexpr (BITS == 8) {
+      wa[r] = __ldg(reinterpret_cast<const uint4*>(base + static_cast<std::size_t>(s) * 32));
+      wb[r] = __ldg(reinterpret_cast<const uint4*>(base + static_cast<std::size_t>(s) * 32 + 16));
+    } else {
+      wa[r] = __ldg(reinterpret_cast<const uint4*>(base + static_cast<std::size_t>(s) * 16));
+      if constexpr (BITS == 3) {
+        const uint2 h = __ldg(reinterpret_cast<const uint2*>(
+            p.hi + static_cast<std::size_t>(rowc[r]) * p.hi_pitch + static_cast<std::size_t>(s) * 8));
+        wb[r] = make_uint4(h.x, h.y, 0u, 0u);
+      } else {
+        wb[r] = make_uint4(0u, 0u, 0u, 0u);
+      }
+    }
+    const unsigned* smp =
+        reinterpret_cast<const unsigned*>(p.sm) + static_cast<std::size_t>(rowc[r]) * p.groups_p;
+#pragma unroll
+    for (int j = 0; j < CPS; ++j) smv[r][j] = __ldg(smp + ((s * CPS + j) >> p.gshift));
+  }
+}
+
 constexpr int kGemvMaxThreads = 256;
 
-// y (B, rows) = W-hat x-hat^T. Block: kGemvRows consecutive weight rows; its threads stride over
+// y (B, rows) = W-hat x-hat^T. Block: R consecutive weight rows; its threads stride over
 // the rows' segments (16 contiguous bytes of each row per thread per step: coalesced 512-byte
 // warp reads), load all rows' segments before using them, and reuse each activation chunk for
 // every row. Partial sums: warp shuffles, then shared memory across warps.
-template <int BITS, int B>
+template <int BITS, int B, int R>
 __global__ void __launch_bounds__(kGemvMaxThreads) qgemv_kernel(MatArgs p, ActArgs x, float* __restrict__ y) {
-  constexpr int R = kGemvRows;
   constexpr int CPS = BITS <= 3 ? 2 : 1;  // chunks per segment
   const int row0 = blockIdx.x * R;
   float acc[R][B];
@@ -293,33 +350,30 @@ __global__ void __launch_bounds__(kGemvMaxThreads) qgemv_kernel(MatArgs p, ActAr
   for (int r = 0; r < R; ++r) rowc[r] = min(row0 + r, p.rows - 1);
   const int cpr = p.kp / 32;
 
-  for (int s = threadIdx.x; s < p.nseg; s += blockDim.x) {
-    uint4 wa[R];
-    uint4 wb[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const std::uint8_t* base = p.codes + static_cast<std::size_t>(rowc[r]) * p.code_pitch;
-      if constexpr (BITS == 8) {
-        wa[r] = __ldg(reinterpret_cast<const uint4*>(base + static_cast<std::size_t>(s) * 32));
-        wb[r] = __ldg(reinterpret_cast<const uint4*>(base + static_cast<std::size_t>(s) * 32 + 16));
-      } else {
-        wa[r] = __ldg(reinterpret_cast<const uint4*>(base + static_cast<std::size_t>(s) * 16));
-        if constexpr (BITS == 3) {
-          const uint2 h = __ldg(reinterpret_cast<const uint2*>(p.hi + static_cast<std::size_t>(rowc[r]) * p.hi_pitch +
-                                                              static_cast<std::size_t>(s) * 8));
-          wb[r] = make_uint4(h.x, h.y, 0u, 0u);
-        } else {
-          wb[r] = make_uint4(0u, 0u, 0u, 0u);
-        }
-      }
-    }
+  // Software pipeline: segment s + blockDim.x is loaded while s is computed. The first loads are
+  // issued before waiting for the activation kernel (programmatic dependent launch, sm_90), so the
+  // weight stream starts while the activations are still being rounded.
+  uint4 wa[R], wb[R];
+  unsigned smv[R][CPS];
+  int s = threadIdx.x;
+  if (s < p.nseg) load_segment<BITS, R, CPS>(p, rowc, s, wa, wb, smv);
+  grid_dependency_wait();
+  while (s < p.nseg) {
+    const int sn = s + blockDim.x;
+    uint4 na[R], nb[R];
+    unsigned nsm[R][CPS];
+    if (sn < p.nseg) load_segment<BITS, R, CPS>(p, rowc, sn, na, nb, nsm);
 #pragma unroll
     for (int j = 0; j < CPS; ++j) {
       const int ch = s * CPS + j;
       const int g = ch >> p.gshift;
       float2 sm[R];
 #pragma unroll
-      for (int r = 0; r < R; ++r) sm[r] = __half22float2(p.sm[static_cast<std::size_t>(rowc[r]) * p.groups_p + g]);
+      for (int r = 0; r < R; ++r) {
+        __half2 h;
+        memcpy(&h, &smv[r][j], 4);
+        sm[r] = __half22float2(h);
+      }
 #pragma unroll
       for (int b = 0; b < B; ++b) {
         const int4* xa = reinterpret_cast<const int4*>(x.xq + static_cast<std::size_t>(b) * p.kp + ch * 32);
@@ -335,6 +389,16 @@ __global__ void __launch_bounds__(kGemvMaxThreads) qgemv_kernel(MatArgs p, ActAr
         }
       }
     }
+    if (sn < p.nseg) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        wa[r] = na[r];
+        wb[r] = nb[r];
+#pragma unroll
+        for (int j = 0; j < CPS; ++j) smv[r][j] = nsm[r][j];
+      }
+    }
+    s = sn;
   }
 
   __shared__ float red[kGemvMaxThreads / 32][R * B];
@@ -350,11 +414,11 @@ __global__ void __launch_bounds__(kGemvMaxThreads) qgemv_kernel(MatArgs p, ActAr
       if (lane == 0) red[warp][r * B + b] = v;
     }
   __syncthreads();
-  if (threadIdx.x < R * B) {
-    const int r = threadIdx.x / B;
-    const int b = threadIdx.x % B;
+  for (int i = threadIdx.x; i < R * B; i += blockDim.x) {
+    const int r = i / B;
+    const int b = i % B;
     float v = 0.0f;
-    for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) v += red[w][threadIdx.x];
+    for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) v += red[w][i];
     const int row = row0 + r;
     if (row < p.rows) y[static_cast<std::size_t>(b) * p.rows + row] = v;
   }
@@ -400,103 +464,264 @@ __global__ void qgemm_naive_kernel(MatArgs p, const float* __restrict__ x, int b
   y[static_cast<std::size_t>(b) * p.rows + row] = acc;
 }
 
-// Tensor-core GEMM for larger batches: a 64 (weight rows) x 64 (batch rows) output tile per block
-// of 4 warps (2 x 2, each 32 x 32 = 2 x 2 WMMA 16x16x16 fp16 fragments with fp32 accumulators); per
-// 32-wide k step the weight tile is dequantized into shared memory as fp16 and the activations
-// converted to fp16 beside it.
-constexpr int kTileRows = 64;
-constexpr int kTileBatch = 64;
-constexpr int kTileK = 32;
-constexpr int kLds = kTileK + 8;  // halves; keeps rows 16-byte aligned and spreads banks
+// The raw bytes holding the 16 codes of half `part` (0: weights 0-15, 1: 16-31) of chunk `ch` of
+// `row`: one vector load (two at 3 bits), decoded by decode_half.
+struct RawHalf {
+  uint4 v;
+  unsigned h;
+};
 
+template <int BITS>
+__device__ __forceinline__ RawHalf load_half(const MatArgs& p, int row, int ch, int part) {
+  const std::uint8_t* base = p.codes + static_cast<std::size_t>(row) * p.code_pitch;
+  RawHalf r{make_uint4(0u, 0u, 0u, 0u), 0u};
+  if constexpr (BITS == 8) {
+    r.v = __ldg(reinterpret_cast<const uint4*>(base + ch * 32 + part * 16));
+  } else if constexpr (BITS == 4) {
+    r.v = __ldg(reinterpret_cast<const uint4*>(base + ch * 16));
+  } else {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(base + ch * 8));
+    r.v.x = v.x;
+    r.v.y = v.y;
+    if constexpr (BITS == 3)
+      r.h = __ldg(
+          reinterpret_cast<const unsigned*>(p.hi + static_cast<std::size_t>(row) * p.hi_pitch + ch * 4));
+  }
+  return r;
+}
+
+template <int BITS>
+__device__ __forceinline__ int decode_half(const RawHalf& raw, int part, int i) {
+  const unsigned w[4] = {raw.v.x, raw.v.y, raw.v.z, raw.v.w};
+  if constexpr (BITS == 8) {
+    return (w[i / 4] >> (8 * (i % 4))) & 0xFF;
+  } else if constexpr (BITS == 4) {
+    return (w[i / 4] >> (8 * (i % 4) + 4 * part)) & 0xF;
+  } else {
+    const int j = part * 16 + i;  // weight within the chunk: byte j % 8, bits 2 (j / 8)
+    int c = (w[(j % 8) / 4] >> (8 * (j % 4) + 2 * (j / 8))) & 3;
+    if constexpr (BITS == 3) c |= ((raw.h >> (8 * (j & 3) + (j >> 3) + 4 * ((j & 7) >> 2))) & 1) << 2;
+    return c;
+  }
+}
+
+// Tensor-core GEMM for batches above kMaxGemvBatch: a tile of 64 weight rows x 16 * NB batch rows
+// per block of 4 warps (warp w: weight rows 16w .. 16w + 15, all NB 16-row batch fragments;
+// WMMA 16x16x16 fp16 with fp32 accumulators). Per 32-wide k step the weight tile is dequantized in
+// registers (one vector load per 16 codes) into shared memory as fp16 and the activations
+// converted beside it. The k range is split over gridDim.z blocks, which add their partial tiles
+// into y (zeroed first) with atomicAdd.
+constexpr int kTileRows = 64;
+constexpr int kTileK = 32;
+constexpr int kLds = kTileK + 8;  // halves: rows stay 16-byte aligned, banks spread
+
+template <int BITS, int NB>
 __global__ void __launch_bounds__(128) qgemm_wmma_kernel(MatArgs p, const float* __restrict__ x, int batch,
-                                                           float* __restrict__ y) {
+                                                         int chunks_per_split, float* __restrict__ y) {
   using namespace nvcuda;
+  constexpr int TB = 16 * NB;
   __shared__ __align__(32) __half ws[kTileRows][kLds];
-  __shared__ __align__(32) __half xs[kTileBatch][kLds];
-  __shared__ __align__(32) float cs[kTileBatch][kTileRows + 4];
+  __shared__ __align__(32) __half xs[TB][kLds];
+  __shared__ __align__(32) float cs[TB][kTileRows + 4];
   const int tid = threadIdx.x;
   const int warp = tid >> 5;
-  const int wm = warp & 1;
-  const int wb = warp >> 1;
   const int row0 = blockIdx.x * kTileRows;
-  const int b0 = blockIdx.y * kTileBatch;
+  const int b0 = blockIdx.y * TB;
+  const int kc0 = blockIdx.z * chunks_per_split;
+  const int kc1 = min(kc0 + chunks_per_split, p.kp / kTileK);
 
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[NB];
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+  for (int i = 0; i < NB; ++i) wmma::fill_fragment(acc[i], 0.0f);
 
-  const int my_r = tid >> 1;        // tile row (weights) or tile batch row (activations)
-  const int my_k = (tid & 1) * 16;  // first of this thread's 16 k positions
-  for (int kc = 0; kc < p.kp / kTileK; ++kc) {
-    const int row = row0 + my_r;
-    if (row < p.rows) {
-      const float2 sm = __half22float2(p.sm[static_cast<std::size_t>(row) * p.groups_p + (kc >> p.gshift)]);
-#pragma unroll 4
-      for (int i = 0; i < 16; ++i) {
-        const int k = kc * kTileK + my_k + i;
-        ws[my_r][my_k + i] = __float2half_rn(fmaf(sm.x, static_cast<float>(code_at(p, row, k)), sm.y));
-      }
-    } else {
+  const int my_r = tid >> 1;  // weight tile row
+  const int part = tid & 1;   // which 16 of the chunk's 32 weights
+  const int row = min(row0 + my_r, p.rows - 1);
+  const unsigned* smp = reinterpret_cast<const unsigned*>(p.sm) + static_cast<std::size_t>(row) * p.groups_p;
+  // Each thread loads NB float4 of activations per step: element e = tid + 128 q of the
+  // TB x 32 tile, batch row e / 8, columns 4 (e % 8) .. + 3.
+  auto load_x = [&](int kc, float4(&xv)[NB]) {
 #pragma unroll
-      for (int i = 0; i < 16; ++i) ws[my_r][my_k + i] = __float2half_rn(0.0f);
+    for (int q = 0; q < NB; ++q) {
+      const int e = tid + 128 * q;
+      const int b = b0 + e / 8;
+      const int k = kc * kTileK + (e % 8) * 4;
+      xv[q] = (b < batch && k < p.cols)
+                  ? __ldg(reinterpret_cast<const float4*>(x + static_cast<std::size_t>(b) * p.cols + k))
+                  : make_float4(0.f, 0.f, 0.f, 0.f);
     }
-    const int b = b0 + my_r;
-#pragma unroll 4
-    for (int i = 0; i < 16; ++i) {
-      const int k = kc * kTileK + my_k + i;
-      const float v = (b < batch && k < p.cols) ? x[static_cast<std::size_t>(b) * p.cols + k] : 0.0f;
-      xs[my_r][my_k + i] = __float2half_rn(v);
+  };
+  // Software pipeline: step kc + 1's codes, scales and activations are loaded before step kc's
+  // products.
+  RawHalf raw{};
+  unsigned smv = 0;
+  float4 xv[NB];
+  if (kc0 < kc1) {
+    raw = load_half<BITS>(p, row, kc0, part);
+    smv = __ldg(smp + (kc0 >> p.gshift));
+    load_x(kc0, xv);
+  }
+  for (int kc = kc0; kc < kc1; ++kc) {
+    {
+      __half2 hs;
+      memcpy(&hs, &smv, 4);
+      const float2 sm = __half22float2(hs);
+      __align__(16) __half2 v[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+        v[i] =
+            __floats2half2_rn(fmaf(sm.x, static_cast<float>(decode_half<BITS>(raw, part, 2 * i)), sm.y),
+                              fmaf(sm.x, static_cast<float>(decode_half<BITS>(raw, part, 2 * i + 1)), sm.y));
+      uint4* dst = reinterpret_cast<uint4*>(&ws[my_r][part * 16]);
+      dst[0] = *reinterpret_cast<const uint4*>(&v[0]);
+      dst[1] = *reinterpret_cast<const uint4*>(&v[4]);
+#pragma unroll
+      for (int q = 0; q < NB; ++q) {
+        const int e = tid + 128 * q;
+        *reinterpret_cast<__half2*>(&xs[e / 8][(e % 8) * 4]) = __floats2half2_rn(xv[q].x, xv[q].y);
+        *reinterpret_cast<__half2*>(&xs[e / 8][(e % 8) * 4 + 2]) = __floats2half2_rn(xv[q].z, xv[q].w);
+      }
+    }
+    if (kc + 1 < kc1) {
+      raw = load_half<BITS>(p, row, kc + 1, part);
+      smv = __ldg(smp + ((kc + 1) >> p.gshift));
+      load_x(kc + 1, xv);
     }
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < kTileK; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb;
+      wmma::load_matrix_sync(fb, &ws[warp * 16][kk], kLds);
 #pragma unroll
-      for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &xs[wb * 32 + i * 16][kk], kLds);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &ws[wm * 32 + j * 16][kk], kLds);
-#pragma unroll
-      for (int i = 0; i < 2; ++i)
-#pragma unroll
-        for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+      for (int i = 0; i < NB; ++i) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+        wmma::load_matrix_sync(fa, &xs[i * 16][kk], kLds);
+        wmma::mma_sync(acc[i], fa, fb, acc[i]);
+      }
     }
     __syncthreads();
   }
 #pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      wmma::store_matrix_sync(&cs[wb * 32 + i * 16][wm * 32 + j * 16], acc[i][j], kTileRows + 4,
-                              wmma::mem_row_major);
+  for (int i = 0; i < NB; ++i)
+    wmma::store_matrix_sync(&cs[i * 16][warp * 16], acc[i], kTileRows + 4, wmma::mem_row_major);
   __syncthreads();
-  for (int e = tid; e < kTileBatch * kTileRows; e += blockDim.x) {
+  for (int e = tid; e < TB * kTileRows; e += blockDim.x) {
     const int bb = e / kTileRows;
     const int r = e % kTileRows;
-    if (b0 + bb < batch && row0 + r < p.rows) y[static_cast<std::size_t>(b0 + bb) * p.rows + row0 + r] = cs[bb][r];
+    if (b0 + bb < batch && row0 + r < p.rows)
+      atomicAdd(&y[static_cast<std::size_t>(b0 + bb) * p.rows + row0 + r], cs[bb][r]);
   }
 }
 
+template <int BITS>
+void launch_wmma_bits(const MatArgs& p, const float* x, int batch, float* y, int sms, cudaStream_t s) {
+  const int nb = batch <= 16 ? 1 : batch <= 32 ? 2 : 4;
+  const int tb = 16 * nb;
+  const int row_tiles = (p.rows + kTileRows - 1) / kTileRows;
+  const int batch_tiles = (batch + tb - 1) / tb;
+  const int chunks = p.kp / kTileK;
+  // Enough blocks for ~16 per multiprocessor (8 are resident at a time: the rest hide the tail),
+  // each with at least 16 k steps.
+  const int want = std::max(1, 16 * sms / std::max(1, row_tiles * batch_tiles));
+  const int splits = std::clamp(want, 1, std::max(1, chunks / 16));
+  const int per = (chunks + splits - 1) / splits;
+  const dim3 grid(row_tiles, batch_tiles, (chunks + per - 1) / per);
+  switch (nb) {
+    case 1:
+      qgemm_wmma_kernel<BITS, 1><<<grid, 128, 0, s>>>(p, x, batch, per, y);
+      break;
+    case 2:
+      qgemm_wmma_kernel<BITS, 2><<<grid, 128, 0, s>>>(p, x, batch, per, y);
+      break;
+    default:
+      qgemm_wmma_kernel<BITS, 4><<<grid, 128, 0, s>>>(p, x, batch, per, y);
+      break;
+  }
+}
+
+// Launch shape of the GEMV (docs/cuda.md §GEMV): rows per block and segments per thread.
+struct GemvShape {
+  int rows_per_block;
+  int segs_per_thread;
+};
+
+// Defaults from a sweep on an H100 (docs/cuda.md §GEMV): batch 1 takes 4 rows per block with each
+// thread streaming about 4 segments (deeper pipelining); batches 2-4 at 2 and 3 bits take 8 rows
+// (each activation chunk, re-read per row group, serves twice the rows); the rest 4 rows.
+GemvShape gemv_shape(int bits, int batch) {
+  GemvShape g{4, 4};
+  if (batch >= 2 && batch <= 4 && bits <= 3) g = {8, 2};
+  // Tuning knobs for measurements (benchmarks/gpu): IPFSA_GEMV_ROWS=2|4|8, IPFSA_GEMV_SPT=1..8.
+  if (const char* e = std::getenv("IPFSA_GEMV_ROWS")) {
+    const int v = std::atoi(e);
+    if (v == 2 || v == 4 || v == 8) g.rows_per_block = v;
+  }
+  if (const char* e = std::getenv("IPFSA_GEMV_SPT")) g.segs_per_thread = std::clamp(std::atoi(e), 1, 8);
+  return g;
+}
+
+template <int BITS, int B, int R>
+void launch_gemv_r(const MatArgs& p, const ActArgs& a, float* y, int threads, cudaStream_t s) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3((p.rows + R - 1) / R);
+  cfg.blockDim = dim3(threads);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  cudaLaunchKernelEx(&cfg, qgemv_kernel<BITS, B, R>, p, a, y);  // errors: cudaGetLastError at the caller
+}
+
 template <int BITS, int B>
-void launch_gemv_b(const MatArgs& p, const ActArgs& a, float* y, int threads, cudaStream_t s) {
-  const int blocks = (p.rows + kGemvRows - 1) / kGemvRows;
-  qgemv_kernel<BITS, B><<<blocks, threads, 0, s>>>(p, a, y);
+void launch_gemv_b(const MatArgs& p, const ActArgs& a, float* y, const GemvShape& g, cudaStream_t s) {
+  const int per = (p.nseg + g.segs_per_thread - 1) / g.segs_per_thread;
+  const int threads = std::clamp((per + 31) / 32 * 32, 32, kGemvMaxThreads);
+  switch (g.rows_per_block) {
+    case 2:
+      launch_gemv_r<BITS, B, 2>(p, a, y, threads, s);
+      break;
+    case 8:
+      if constexpr (B <= 4) {  // 8 rows x more batch rows would spill registers
+        launch_gemv_r<BITS, B, 8>(p, a, y, threads, s);
+        break;
+      }
+      [[fallthrough]];
+    default:
+      launch_gemv_r<BITS, B, 4>(p, a, y, threads, s);
+      break;
+  }
 }
 
 template <int BITS>
-void launch_gemv_bits(const MatArgs& p, const ActArgs& a, int batch, float* y, int threads, cudaStream_t s) {
+void launch_gemv_bits(const MatArgs& p, const ActArgs& a, int batch, float* y, cudaStream_t s) {
+  const GemvShape g = gemv_shape(BITS, batch);
   switch (batch) {
-    case 1: launch_gemv_b<BITS, 1>(p, a, y, threads, s); break;
-    case 2: launch_gemv_b<BITS, 2>(p, a, y, threads, s); break;
-    case 3: launch_gemv_b<BITS, 3>(p, a, y, threads, s); break;
-    case 4: launch_gemv_b<BITS, 4>(p, a, y, threads, s); break;
-    case 5: launch_gemv_b<BITS, 5>(p, a, y, threads, s); break;
-    case 6: launch_gemv_b<BITS, 6>(p, a, y, threads, s); break;
-    case 7: launch_gemv_b<BITS, 7>(p, a, y, threads, s); break;
-    default: launch_gemv_b<BITS, 8>(p, a, y, threads, s); break;
+    case 1:
+      launch_gemv_b<BITS, 1>(p, a, y, g, s);
+      break;
+    case 2:
+      launch_gemv_b<BITS, 2>(p, a, y, g, s);
+      break;
+    case 3:
+      launch_gemv_b<BITS, 3>(p, a, y, g, s);
+      break;
+    case 4:
+      launch_gemv_b<BITS, 4>(p, a, y, g, s);
+      break;
+    case 5:
+      launch_gemv_b<BITS, 5>(p, a, y, g, s);
+      break;
+    case 6:
+      launch_gemv_b<BITS, 6>(p, a, y, g, s);
+      break;
+    case 7:
+      launch_gemv_b<BITS, 7>(p, a, y, g, s);
+      break;
+    default:
+      launch_gemv_b<BITS, 8>(p, a, y, g, s);
+      break;
   }
 }
 
@@ -506,14 +731,30 @@ Result<GpuPath> GpuContext::qgemm(const GpuQuantMatrix& w, const float* d_x, int
   return qgemm(w, d_x, batch, d_y, batch <= kMaxGemvBatch ? GpuPath::kGemvDp4a : GpuPath::kGemmTensorCore);
 }
 
-Result<GpuPath> GpuContext::qgemm(const GpuQuantMatrix& w, const float* d_x, int batch, float* d_y, GpuPath force) {
+Result<GpuPath> GpuContext::qgemm(const GpuQuantMatrix& w, const float* d_x, int batch, float* d_y,
+                                  GpuPath force) {
   if (batch <= 0) return input_error("qgemm: batch must be positive");
   const GpuQuantMatrix::Impl& m = w.impl();
   const MatArgs p = args_of(m);
   const auto s = static_cast<cudaStream_t>(stream_);
   if (force == GpuPath::kGemmTensorCore) {
-    const dim3 grid((m.rows + kTileRows - 1) / kTileRows, (batch + kTileBatch - 1) / kTileBatch);
-    qgemm_wmma_kernel<<<grid, 128, 0, s>>>(p, d_x, batch, d_y);
+    IPFSA_CUDA_TRY(cudaMemsetAsync(d_y, 0, static_cast<std::size_t>(batch) * m.rows * sizeof(float), s));
+    int sms = 0;
+    IPFSA_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_));
+    switch (m.bits) {
+      case 2:
+        launch_wmma_bits<2>(p, d_x, batch, d_y, sms, s);
+        break;
+      case 3:
+        launch_wmma_bits<3>(p, d_x, batch, d_y, sms, s);
+        break;
+      case 4:
+        launch_wmma_bits<4>(p, d_x, batch, d_y, sms, s);
+        break;
+      default:
+        launch_wmma_bits<8>(p, d_x, batch, d_y, sms, s);
+        break;
+    }
     IPFSA_CUDA_LAUNCHED("qgemm_wmma_kernel");
     return GpuPath::kGemmTensorCore;
   }
@@ -533,18 +774,31 @@ Result<GpuPath> GpuContext::qgemm(const GpuQuantMatrix& w, const float* d_x, int
   const int warps = batch * m.groups_p;
   const int qblocks = (warps + 7) / 8;
   switch (m.group) {
-    case 32: quantize_x_kernel<32><<<qblocks, 256, 0, s>>>(d_x, batch, m.cols, m.kp, m.groups_p, xq, xd, xds); break;
-    case 64: quantize_x_kernel<64><<<qblocks, 256, 0, s>>>(d_x, batch, m.cols, m.kp, m.groups_p, xq, xd, xds); break;
-    default: quantize_x_kernel<128><<<qblocks, 256, 0, s>>>(d_x, batch, m.cols, m.kp, m.groups_p, xq, xd, xds); break;
+    case 32:
+      quantize_x_kernel<32><<<qblocks, 256, 0, s>>>(d_x, batch, m.cols, m.kp, m.groups_p, xq, xd, xds);
+      break;
+    case 64:
+      quantize_x_kernel<64><<<qblocks, 256, 0, s>>>(d_x, batch, m.cols, m.kp, m.groups_p, xq, xd, xds);
+      break;
+    default:
+      quantize_x_kernel<128><<<qblocks, 256, 0, s>>>(d_x, batch, m.cols, m.kp, m.groups_p, xq, xd, xds);
+      break;
   }
   IPFSA_CUDA_LAUNCHED("quantize_x_kernel");
   const ActArgs a{xq, xd, xds};
-  const int threads = std::clamp((m.nseg + 31) / 32 * 32, 32, kGemvMaxThreads);
   switch (m.bits) {
-    case 2: launch_gemv_bits<2>(p, a, batch, d_y, threads, s); break;
-    case 3: launch_gemv_bits<3>(p, a, batch, d_y, threads, s); break;
-    case 4: launch_gemv_bits<4>(p, a, batch, d_y, threads, s); break;
-    default: launch_gemv_bits<8>(p, a, batch, d_y, threads, s); break;
+    case 2:
+      launch_gemv_bits<2>(p, a, batch, d_y, s);
+      break;
+    case 3:
+      launch_gemv_bits<3>(p, a, batch, d_y, s);
+      break;
+    case 4:
+      launch_gemv_bits<4>(p, a, batch, d_y, s);
+      break;
+    default:
+      launch_gemv_bits<8>(p, a, batch, d_y, s);
+      break;
   }
   IPFSA_CUDA_LAUNCHED("qgemv_kernel");
   return GpuPath::kGemvDp4a;

@@ -35,8 +35,8 @@ inline GpuContext* context(std::string* why) {
 }  // namespace ipfsa::cuda::testing
 
 // In a test body: GpuContext& ctx = ... or GTEST_SKIP with the reason.
-#define IPFSA_GPU_CONTEXT(name)                                    \
-  std::string ipfsa_why_;                                          \
+#define IPFSA_GPU_CONTEXT(name)                                                          \
+  std::string ipfsa_why_;                                                                \
   ::ipfsa::cuda::GpuContext* name##_ptr_ = ::ipfsa::cuda::testing::context(&ipfsa_why_); \
-  if (!name##_ptr_) GTEST_SKIP() << ipfsa_why_;                    \
+  if (!name##_ptr_) GTEST_SKIP() << ipfsa_why_;                                          \
   ::ipfsa::cuda::GpuContext& name = *name##_ptr_

@@ -43,8 +43,14 @@ QuantMatrix make_matrix(int rows, int cols, int bits, int group, QuantScheme sch
 }
 
 QuantView view_of(const QuantMatrix& q) {
-  return QuantView{q.rows, q.cols, q.params.bits, q.params.group, q.params.scheme == QuantScheme::kSymmetric,
-                   q.packed.data(), q.scales.data(), q.zeros.empty() ? nullptr : q.zeros.data()};
+  return QuantView{q.rows,
+                   q.cols,
+                   q.params.bits,
+                   q.params.group,
+                   q.params.scheme == QuantScheme::kSymmetric,
+                   q.packed.data(),
+                   q.scales.data(),
+                   q.zeros.empty() ? nullptr : q.zeros.data()};
 }
 
 // Device buffers for one product.
@@ -123,15 +129,16 @@ std::vector<int> check_gemv(GpuContext& ctx, const QuantMatrix& q, const QuantMa
   const double cmax = (1 << q.params.bits) - 1;
   std::vector<int> bad;
   for (int b = 0; b < batch; ++b) {
-    const std::vector<double> xh =
-        rounded_activations(std::span<const float>(x).subspan(static_cast<std::size_t>(b) * cols, cols), q.params.group);
+    const std::vector<double> xh = rounded_activations(
+        std::span<const float>(x).subspan(static_cast<std::size_t>(b) * cols, cols), q.params.group);
     for (int r = 0; r < rows; ++r) {
       double ref = 0.0;
       double mag = 0.0;
       for (int g = 0; g < gpr; ++g) {
         const double s = engine::fp16_to_float(q.scales[static_cast<std::size_t>(r) * gpr + g]);
-        const double m = q.zeros.empty() ? -s * (1 << (q.params.bits - 1))
-                                         : engine::fp16_to_float(q.zeros[static_cast<std::size_t>(r) * gpr + g]);
+        const double m = q.zeros.empty()
+                             ? -s * (1 << (q.params.bits - 1))
+                             : engine::fp16_to_float(q.zeros[static_cast<std::size_t>(r) * gpr + g]);
         for (int i = g * q.params.group; i < (g + 1) * q.params.group; ++i) {
           ref += static_cast<double>(w[static_cast<std::size_t>(r) * cols + i]) * xh[i];
           mag += (std::fabs(s) * cmax + std::fabs(m)) * std::fabs(xh[i]);
@@ -194,8 +201,8 @@ TEST(GpuGemv, DetectsCorruptedWeights) {
 
 // Checks y (batch, rows) against gemv_reference on the unrounded x with tolerance
 // factor * sum |w-hat| |x| per output.
-void expect_close_to_reference(const QuantMatrix& q, std::span<const float> x, int batch, std::span<const float> y,
-                               double factor, const std::string& what) {
+void expect_close_to_reference(const QuantMatrix& q, std::span<const float> x, int batch,
+                               std::span<const float> y, double factor, const std::string& what) {
   std::vector<float> w(static_cast<std::size_t>(q.rows) * q.cols);
   engine::dequantize(q, w);
   int reported = 0;
@@ -205,11 +212,13 @@ void expect_close_to_reference(const QuantMatrix& q, std::span<const float> x, i
     for (int r = 0; r < q.rows; ++r) {
       double mag = 0.0;
       for (int i = 0; i < q.cols; ++i)
-        mag += std::fabs(static_cast<double>(w[static_cast<std::size_t>(r) * q.cols + i]) * x[static_cast<std::size_t>(b) * q.cols + i]);
+        mag += std::fabs(static_cast<double>(w[static_cast<std::size_t>(r) * q.cols + i]) *
+                         x[static_cast<std::size_t>(b) * q.cols + i]);
       const double tol = factor * mag + 1e-30;
       const float got = y[static_cast<std::size_t>(b) * q.rows + r];
       if (!(std::fabs(got - ref[r]) <= tol) && reported++ < 3)
-        ADD_FAILURE() << what << ": y[" << b << "][" << r << "] = " << got << ", reference " << ref[r] << ", tolerance " << tol;
+        ADD_FAILURE() << what << ": y[" << b << "][" << r << "] = " << got << ", reference " << ref[r]
+                      << ", tolerance " << tol;
     }
   }
 }
@@ -258,7 +267,8 @@ TEST(GpuNaive, PlainKernelMatchesReference) {
     const std::vector<float> x = normal(2 * static_cast<std::size_t>(cols), ++seed);
     Io io(x, 2 * rows);
     ASSERT_TRUE(ctx.qgemm_naive(*dev, io.x, 2, io.y).ok());
-    expect_close_to_reference(q, x, 2, io.result(2 * rows), 2.0 * (cols + 8) * kU, "naive " + name(c, rows, cols, 2));
+    expect_close_to_reference(q, x, 2, io.result(2 * rows), 2.0 * (cols + 8) * kU,
+                              "naive " + name(c, rows, cols, 2));
   }
 }
 
@@ -292,7 +302,8 @@ TEST(GpuUpload, RejectsBadViews) {
 
 TEST(GpuCublas, Fp16GemmMatchesDoubleReference) {
   IPFSA_GPU_CONTEXT(ctx);
-  for (auto [rows, cols, batch] : {std::tuple{33, 70, 1}, std::tuple{257, 1000, 4}, std::tuple{64, 4096, 17}}) {
+  for (auto [rows, cols, batch] :
+       {std::tuple{33, 70, 1}, std::tuple{257, 1000, 4}, std::tuple{64, 4096, 17}}) {
     const std::vector<float> w = normal(static_cast<std::size_t>(rows) * cols, rows);
     const std::vector<float> x = normal(static_cast<std::size_t>(batch) * cols, cols);
     auto m = GpuHalfMatrix::upload(ctx, w, rows, cols);
@@ -304,11 +315,13 @@ TEST(GpuCublas, Fp16GemmMatchesDoubleReference) {
         double ref = 0.0;
         double mag = 0.0;
         for (int i = 0; i < cols; ++i) {
-          const double p = static_cast<double>(w[static_cast<std::size_t>(r) * cols + i]) * x[static_cast<std::size_t>(b) * cols + i];
+          const double p = static_cast<double>(w[static_cast<std::size_t>(r) * cols + i]) *
+                           x[static_cast<std::size_t>(b) * cols + i];
           ref += p;
           mag += std::fabs(p);
         }
-        ASSERT_NEAR(y[static_cast<std::size_t>(b) * rows + r], ref, 3.0 / 2048 * mag) << rows << "x" << cols << " b" << b << " r" << r;
+        ASSERT_NEAR(y[static_cast<std::size_t>(b) * rows + r], ref, 3.0 / 2048 * mag)
+            << rows << "x" << cols << " b" << b << " r" << r;
       }
   }
 }

@@ -34,8 +34,9 @@ TEST(GpuKv, QuantizesWithinHalfAStepAndAttendsLikeTheReference) {
   const int heads = 4;
   const int tokens = 100;  // 37 + 63: three key blocks of 32 and a tail of 4
   for (const KvCase& k : {KvCase{2, 32, 32, 128}, KvCase{4, 32, 128, 128}, KvCase{2, 128, 64, 64}}) {
-    const std::string what = std::to_string(k.bits) + " bits, group " + std::to_string(k.group) + ", value group " +
-                             std::to_string(k.value_group) + ", head_dim " + std::to_string(k.head_dim);
+    const std::string what = std::to_string(k.bits) + " bits, group " + std::to_string(k.group) +
+                             ", value group " + std::to_string(k.value_group) + ", head_dim " +
+                             std::to_string(k.head_dim);
     const engine::KvSample s = engine::synthetic_kv(tokens, heads, k.head_dim, 42 + k.bits);
     GpuKvParams p;
     p.heads = heads;
