@@ -12,16 +12,21 @@
 
 #include "engine/gemv_eigen.hpp"
 #include "engine/membw.hpp"
+#include "engine/model/gpu.hpp"
 #include "engine/qgemm.hpp"
 #include "engine/quant.hpp"
 #include "engine/thread_pool.hpp"
 
+#if IPFSA_HAVE_CUDA
+#include "lowbit.hpp"
+#endif
+
 namespace ipfsa::cli {
 namespace {
 
-int fail(const std::string& message) {
+int fail(const std::string& message, int code = 2) {
   std::cerr << "ipfs-accelerate: bench gemv: " << message << "\n";
-  return 2;
+  return code;
 }
 
 double median(std::vector<double> v) {
@@ -46,9 +51,7 @@ double median_us(const std::function<void()>& fn, int repeats, engine::ReadProbe
   return median(us);
 }
 
-}  // namespace
-
-int bench_gemv_command(const BenchGemvOptions& o) {
+int bench_gemv_cpu(const BenchGemvOptions& o) {
   engine::QuantParams params;
   params.bits = o.bits;
   params.group = o.group;
@@ -148,6 +151,88 @@ int bench_gemv_command(const BenchGemvOptions& o) {
               << max_rel_error << "\n";
   }
   return 0;
+}
+
+// --device cuda: every check first (exit 2, naming the flag), then the GPU (exit 3 on its errors).
+int bench_gemv_cuda(const BenchGemvOptions& o) {
+  if (o.bits != 2 && o.bits != 3 && o.bits != 4 && o.bits != 8)
+    return fail("--bits " + std::to_string(o.bits) + " is not 2, 3, 4 or 8");
+  if (o.group != 32 && o.group != 64 && o.group != 128)
+    return fail("--group " + std::to_string(o.group) + " is not 32, 64 or 128");
+  if (o.scheme != "asym" && o.scheme != "sym") return fail("--scheme must be asym or sym, got " + o.scheme);
+  if (o.m < 1) return fail("--m " + std::to_string(o.m) + " must be positive");
+  if (o.k < 1) return fail("--k " + std::to_string(o.k) + " must be positive");
+  if (o.k % o.group != 0)
+    return fail("--k " + std::to_string(o.k) + " is not a multiple of the group size (--group " +
+                std::to_string(o.group) + ")");
+  if (o.batch < 1) return fail("--batch " + std::to_string(o.batch) + " must be positive");
+  if (o.repeats < 1) return fail("--runs " + std::to_string(o.repeats) + " must be positive");
+  if (o.stream_mib < 1) return fail("--stream-mib " + std::to_string(o.stream_mib) + " must be positive");
+  if (o.threads != 0) return fail("--threads applies to --device cpu only");
+  if (o.warm) return fail("--warm applies to --device cpu only");
+  const double limit = static_cast<double>(1 << 28);
+  if (static_cast<double>(o.m) * o.k > limit) return fail("--m * --k must stay within 2^28");
+  if (static_cast<double>(o.batch) * (static_cast<double>(o.m) + o.k) > limit)
+    return fail("--batch * (--m + --k) must stay within 2^28");
+#if IPFSA_HAVE_CUDA
+  auto ctx = cuda::GpuContext::create(0);
+  if (!ctx) return fail("--device cuda: " + ctx.error().message, 3);
+  cuda::GemvBenchConfig c;
+  c.bits = o.bits;
+  c.group = o.group;
+  c.symmetric = o.scheme == "sym";
+  c.m = o.m;
+  c.k = o.k;
+  c.batch = o.batch;
+  if (o.repeats_given) c.runs = o.repeats;
+  c.seed = o.seed;
+  if (o.stream_mib_given) {
+    auto gbps = cuda::stream_read_gbps(**ctx, static_cast<std::size_t>(o.stream_mib) << 20);
+    if (!gbps) return fail("--device cuda: " + gbps.error().message, 3);
+    c.stream_gbps = *gbps;
+  }
+  auto r = cuda::bench_gemv(**ctx, c);
+  if (!r) return fail("--device cuda: " + r.error().message, r.error().code == ErrorCode::kInput ? 2 : 3);
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["device"] = r->device;
+    j["path"] = r->path;
+    j["us"] = r->us;
+    j["weight_gbps"] = r->weight_gbps;
+    j["cublas_fp16_us"] = r->cublas_fp16_us;
+    j["ratio_vs_cublas_fp16"] = r->ratio_vs_cublas_fp16;
+    j["stream_gbps"] = r->stream_gbps;
+    j["fraction_of_stream"] = r->fraction_of_stream;
+    j["max_rel_error"] = r->max_rel_error;
+    j["bits"] = o.bits;
+    j["group"] = o.group;
+    j["scheme"] = o.scheme;
+    j["m"] = o.m;
+    j["k"] = o.k;
+    j["batch"] = o.batch;
+    j["runs"] = c.runs;
+    j["copies"] = r->copies;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << o.bits << "-bit g" << o.group << " " << o.scheme << " " << o.m << "x" << o.k << " batch "
+              << o.batch << " on " << r->device << ", " << r->path << ": " << r->us << " us, "
+              << r->weight_gbps << " GB/s (" << r->fraction_of_stream * 100.0 << "% of read bandwidth "
+              << r->stream_gbps << " GB/s); cuBLAS fp16 " << r->cublas_fp16_us << " us ("
+              << r->ratio_vs_cublas_fp16 << "x); max_rel_error " << r->max_rel_error << "; " << r->copies
+              << " weight copies rotated\n";
+  }
+  return 0;
+#else
+  return fail(engine::kNoCudaBuild);
+#endif
+}
+
+}  // namespace
+
+int bench_gemv_command(const BenchGemvOptions& o) {
+  if (o.device == "cuda") return bench_gemv_cuda(o);
+  if (o.device != "cpu") return fail("--device must be cpu or cuda, got " + o.device);
+  return bench_gemv_cpu(o);
 }
 
 }  // namespace ipfsa::cli

@@ -159,6 +159,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100000));
   models_run_cmd->add_option("--threads", models_run.threads, "Threads")->check(CLI::Range(1, 256));
   models_run_cmd->add_option("--seed", models_run.seed, "Seed of the synthetic weights and input");
+  models_run_cmd
+      ->add_option("--device", models_run.device,
+                   "cpu, or cuda: the linear layers on GPU 0 (exit 3 when there is none)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   models_run_cmd->add_flag("--json", models_run.json, "Print one JSON object");
 
   ipfsa::cli::QuantizeOptions quant;
@@ -201,13 +205,20 @@ int main(int argc, char** argv) {
   gemv_cmd->add_option("--batch", gemv.batch, "Activation rows (1: GEMV)")->check(CLI::Range(1, 4096));
   gemv_cmd->add_option("--threads", gemv.threads, "Threads (default: hardware threads)")
       ->check(CLI::Range(1, 1024));
-  gemv_cmd->add_option("--repeats", gemv.repeats, "Timed products; the median is reported")
-      ->check(CLI::Range(1, 100000));
-  gemv_cmd->add_option("--stream-mib", gemv.stream_mib, "Buffer of the read-bandwidth probe, MiB")
-      ->check(CLI::Range(1, 65536));
+  auto* gemv_repeats = gemv_cmd
+                           ->add_option("--repeats,--runs", gemv.repeats,
+                                        "Timed products; the median is reported (default 20; cuda: 100)")
+                           ->check(CLI::Range(1, 100000));
+  auto* gemv_stream =
+      gemv_cmd->add_option("--stream-mib", gemv.stream_mib, "Buffer of the read-bandwidth probe, MiB")
+          ->check(CLI::Range(1, 65536));
   gemv_cmd->add_flag("--warm", gemv.warm, "Do not evict the caches before each timed product");
   gemv_cmd->add_option("--seed", gemv.seed, "Seed of the N(0,1) matrix and activations");
   gemv_cmd->add_flag("--json", gemv.json, "Print one JSON object");
+  gemv_cmd
+      ->add_option("--device", gemv.device,
+                   "cpu, or cuda: the GPU kernels on GPU 0 against cuBLAS fp16 (exit 3 when there is no GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
 
   ipfsa::cli::TrendsOptions trends;
   auto* trends_cmd = app.add_subcommand(
@@ -253,7 +264,11 @@ int main(int argc, char** argv) {
     if (trends_cmd->parsed()) return ipfsa::cli::trends_command(trends);
     if (quant_cmd->parsed()) return ipfsa::cli::quantize_command(quant);
     if (kv_cmd->parsed()) return ipfsa::cli::bench_kv_command(kv);
-    if (gemv_cmd->parsed()) return ipfsa::cli::bench_gemv_command(gemv);
+    if (gemv_cmd->parsed()) {
+      gemv.repeats_given = gemv_repeats->count() > 0;
+      gemv.stream_mib_given = gemv_stream->count() > 0;
+      return ipfsa::cli::bench_gemv_command(gemv);
+    }
     if (models_list_cmd->parsed()) return ipfsa::cli::models_list_command(models_list);
     if (precisions_cmd->parsed()) return ipfsa::cli::models_precisions_command(precisions_json);
     if (models_run_cmd->parsed()) return ipfsa::cli::models_run_command(models_run);

@@ -17,6 +17,10 @@ int models_run_command(const ModelsRunOptions& o) {
     std::cerr << "ipfs-accelerate: models run: give a catalog model name or --dir (one of them)\n";
     return 2;
   }
+  if (o.device != "cpu" && o.device != "cuda") {
+    std::cerr << "ipfs-accelerate: models run: --device must be cpu or cuda, got '" << o.device << "'\n";
+    return 2;
+  }
   core::TaskSpec task;
   task.kind = "model";
   task.model = o.model;
@@ -26,11 +30,13 @@ int models_run_command(const ModelsRunOptions& o) {
   task.seq_len = o.seq_len;
   task.repeats = o.repeats;
   task.warmup = o.warmup;
+  task.hardware = o.device;
   task.params = {{"seed", std::to_string(o.seed)}, {"size", o.size}, {"threads", std::to_string(o.threads)}};
   if (!o.dir.empty()) task.params.emplace_back("path", o.dir);
   std::sort(task.params.begin(), task.params.end());
 
-  auto outcome = engine::run_model_task(task);
+  std::string gpu_name;
+  auto outcome = engine::run_model_task(task, /*cuda_device=*/0, &gpu_name);
   if (!outcome) {
     std::cerr << "ipfs-accelerate: models run: " << outcome.error().message << "\n";
     return static_cast<int>(outcome.error().code);
@@ -45,6 +51,8 @@ int models_run_command(const ModelsRunOptions& o) {
   j["scenario"] = o.scenario;
   j["batch"] = o.batch;
   j["seq_len"] = o.seq_len;
+  j["device"] = o.device;
+  if (o.device == "cuda") j["gpu_name"] = gpu_name;
   j["status"] = std::string(core::to_string(out.status));
   j["p50_s"] = pct(50);
   j["p90_s"] = pct(90);

@@ -16,6 +16,7 @@
 #include "config/campaign_loader.hpp"
 #include "config/default_campaign.hpp"
 #include "core/version.hpp"
+#include "engine/model_kind.hpp"
 #include "mpi/messages.hpp"
 #include "mpi/transport.hpp"
 #include "report/run_outputs.hpp"
@@ -166,6 +167,8 @@ int work(core::Transport& t, const RunOptions& o) {
   if (gpus > 0) {
     const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
     cfg.gpu_device = (local ? std::atoi(local) : t.rank()) % gpus;
+    // Tasks run in the executor process: tell it the same GPU (the model kind reads it).
+    cfg.executor.env.push_back(std::string(engine::kCudaDeviceEnv) + "=" + std::to_string(cfg.gpu_device));
   }
   return mpi::run_worker(t, cfg);
 }

@@ -14,8 +14,14 @@
 // Decoders (decoder, moe, encoder_decoder) also report metrics prefill_s and decode_tokens_per_s in
 // every scenario. Other metrics: parameters, weight_bytes, bits_per_weight (weight_bytes * 8 /
 // parameters), quantized_matrices, kv_cache_bits, kv_cache_bytes, threads.
+// hardware: cuda runs the linear layers on the GPU that IPFSA_CUDA_DEVICE names (default 0; the
+// worker sets it for its executor), adds metrics gpu_device and gpu_weight_bytes, and compares
+// accuracy against the CPU fp32 model (docs/cuda.md §Engine backend).
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "engine/model_kind.hpp"
@@ -23,6 +29,7 @@
 #include "engine/kind_util.hpp"
 #include "engine/model/accuracy.hpp"
 #include "engine/model/catalog.hpp"
+#include "engine/model/gpu.hpp"
 #include "engine/model/hf_config.hpp"
 #include "engine/model/precision.hpp"
 #include "engine/model/transformer.hpp"
@@ -39,6 +46,11 @@ double timed(F&& f) {
   const auto t0 = Clock::now();
   f();
   return seconds_between(t0, Clock::now());
+}
+
+// `e` with its message prefixed, its code kept (kInfra for the GPU, kInput for the rest).
+Error prefixed(const std::string& prefix, const Error& e) {
+  return Error{e.code, prefix + e.message};
 }
 
 struct Measured {
@@ -80,7 +92,17 @@ Result<Measured> measure_decode(Model& model, const ModelInput& input, int warmu
 
 }  // namespace
 
-Result<core::TaskOutcome> run_model_task(const core::TaskSpec& task) {
+Result<int> parse_cuda_device(const char* value) {
+  if (value == nullptr || *value == '\0') return 0;
+  int device = -1;
+  const char* end = value + std::strlen(value);
+  const auto [p, ec] = std::from_chars(value, end, device);
+  if (ec != std::errc() || p != end || device < 0 || device > 1023)
+    return input_error(std::string(kCudaDeviceEnv) + "='" + value + "' is not a GPU index (0 to 1023)");
+  return device;
+}
+
+Result<core::TaskOutcome> run_model_task(const core::TaskSpec& task, int cuda_device, std::string* gpu_name) {
   const std::string path = task.param("path");
   const std::string size = task.param("size", "tiny");
   if (size != "tiny" && size != "real")
@@ -123,19 +145,34 @@ Result<core::TaskOutcome> run_model_task(const core::TaskSpec& task) {
     return input_error("model: unknown scenario '" + task.scenario +
                        "' (latency, throughput, prefill, decode)");
 
-  auto model = Model::build(config, weights, *plan, static_cast<int>(*threads));
-  if (!model) return input_error("model " + label + ": " + model.error().message);
+  if (task.hardware != "cpu" && task.hardware != "cuda")
+    return input_error("model: hardware '" + task.hardware + "' is not cpu or cuda");
+
+  // The GPU, opened only once the inputs are known to be good: a bad task stays kInput.
+  std::shared_ptr<GpuDevice> gpu;
+  if (task.needs_cuda()) {
+    auto dev = GpuDevice::open(cuda_device);
+    if (!dev)
+      return prefixed("model " + label + ": hardware cuda (GPU " + std::to_string(cuda_device) + "): ",
+                      dev.error());
+    gpu = std::move(dev).value();
+    if (gpu_name) *gpu_name = gpu->name();
+  }
+
+  auto model = Model::build(config, weights, *plan, static_cast<int>(*threads), gpu);
+  if (!model) return prefixed("model " + label + ": ", model.error());
   const ModelInput input = make_synthetic_input(config, batch, seq, static_cast<std::uint64_t>(*seed) + 1);
 
   core::TaskOutcome o;
   auto metric = [&](std::string name, double v) { o.metrics.emplace_back(std::move(name), v); };
 
-  // Accuracy first: the fp32 model of the same weights on the same input.
+  // Accuracy first: the fp32 model of the same weights on the same input, always on the CPU (so a
+  // GPU run is measured against the CPU reference, its fp16 products included).
   if (*check == 1) {
     auto out = model->forward(input);
-    if (!out) return input_error("model " + label + ": " + out.error().message);
+    if (!out) return prefixed("model " + label + ": ", out.error());
     Result<ModelOutput> ref = *out;
-    if (model->quantized_matrices() > 0 || model->kv_cache_bits() != 32) {
+    if (model->quantized_matrices() > 0 || model->kv_cache_bits() != 32 || gpu) {
       auto fp32 = Model::build(config, weights, PrecisionPlan{}, static_cast<int>(*threads));
       if (!fp32) return input_error("model " + label + " (fp32 reference): " + fp32.error().message);
       ref = fp32->forward(input);
@@ -155,7 +192,7 @@ Result<core::TaskOutcome> run_model_task(const core::TaskSpec& task) {
     for (int rep = -warmup; rep < repeats; ++rep) {
       Result<ModelOutput> out = input_error("not run");
       const double s = timed([&] { out = model->forward(input); });
-      if (!out) return input_error("model " + label + ": " + out.error().message);
+      if (!out) return prefixed("model " + label + ": ", out.error());
       if (rep >= 0) o.samples_s.push_back(s);
     }
     double total = 0.0;
@@ -168,7 +205,7 @@ Result<core::TaskOutcome> run_model_task(const core::TaskSpec& task) {
     // Outside the decoder scenarios the decode figures are a short side measurement.
     auto d = measure_decode(*model, input, main ? warmup : 0, main ? repeats : 1, static_cast<int>(*steps),
                             &prefills);
-    if (!d) return input_error("model " + label + " (decode): " + d.error().message);
+    if (!d) return prefixed("model " + label + " (decode): ", d.error());
     double prefill_total = 0.0;
     for (double p : prefills) prefill_total += p;
     const double prefill_mean = prefill_total / static_cast<double>(prefills.size());
@@ -190,6 +227,10 @@ Result<core::TaskOutcome> run_model_task(const core::TaskSpec& task) {
   metric("quantized_matrices", model->quantized_matrices());
   metric("kv_cache_bits", model->kv_cache_bits());
   metric("threads", static_cast<double>(*threads));
+  if (gpu) {
+    metric("gpu_device", gpu->device());
+    metric("gpu_weight_bytes", static_cast<double>(gpu->weight_bytes()));
+  }
   o.status = core::TaskStatus::kPassed;
   return o;
 }
@@ -197,14 +238,21 @@ Result<core::TaskOutcome> run_model_task(const core::TaskSpec& task) {
 namespace {
 
 core::TaskOutcome run_model(const core::TaskSpec& task) {
-  auto o = run_model_task(task);
+  int device = 0;
+  if (task.needs_cuda()) {
+    auto d = parse_cuda_device(std::getenv(kCudaDeviceEnv));
+    if (!d) return failed_outcome("model: " + d.error().message);
+    device = *d;
+  }
+  auto o = run_model_task(task, device);
   return o ? std::move(*o) : failed_outcome(o.error().message);
 }
 
 constexpr Kind kModelKinds[] = {
     {"model",
      "forward pass of a catalog model (campaign `model:`) at a `precision`; scenarios latency, throughput, "
-     "prefill, decode; accuracy vs fp32; params size (tiny|real), seed, threads, decode_tokens, accuracy",
+     "prefill, decode; accuracy vs fp32; hardware cpu or cuda (linear layers on the GPU); params size "
+     "(tiny|real), seed, threads, decode_tokens, accuracy",
      &run_model},
 };
 

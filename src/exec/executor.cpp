@@ -413,6 +413,10 @@ struct ExecutorClient::Impl {
     for (auto& a : options.args) argv.push_back(a.data());
     argv.push_back(nullptr);
     std::vector<std::string> own_vars = {std::string(kParentEnv) + "=" + std::to_string(::getpid())};
+    for (const std::string& var : options.env) {
+      IPFSA_EXPECTS(var.find('=') != std::string::npos, "ExecutorOptions::env: NAME=VALUE");
+      own_vars.push_back(var);
+    }
 #if defined(__SANITIZE_ADDRESS__)
     // AddressSanitizer builds: let crashes be the signals they are (ASan's handlers would turn them
     // into exit code 1), so the executor reports the same outcomes as in a normal build.

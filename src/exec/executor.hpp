@@ -43,9 +43,12 @@ struct ExecReply {
 };
 
 struct ExecutorOptions {
-  std::string program = "/proc/self/exe";      // binary to spawn
+  std::string program = "/proc/self/exe";  // binary to spawn
   std::vector<std::string> args = {"__executor"};
-  double kill_grace_s = 0.0;                   // extra time past timeout_s before SIGKILL
+  double kill_grace_s = 0.0;  // extra time past timeout_s before SIGKILL
+  // NAME=VALUE pairs set in the executor's environment (replacing inherited ones of the same
+  // name), e.g. the GPU the worker binds: IPFSA_CUDA_DEVICE (engine/model_kind.hpp).
+  std::vector<std::string> env;
 };
 
 class ExecutorClient {
@@ -64,9 +67,9 @@ class ExecutorClient {
   // Returns the tasks completed during this call, in completion order.
   std::vector<ExecReply> poll(int timeout_ms);
 
-  std::size_t queued() const;        // submitted, not yet completed
-  pid_t pid() const;                 // current executor pid, -1 when not running
-  std::uint32_t restarts() const;    // executors started after the first
+  std::size_t queued() const;      // submitted, not yet completed
+  pid_t pid() const;               // current executor pid, -1 when not running
+  std::uint32_t restarts() const;  // executors started after the first
 
  private:
   struct Impl;

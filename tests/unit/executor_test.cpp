@@ -289,6 +289,22 @@ TEST(ExecutorStart, AMissingProgramIsAnError) {
   EXPECT_EQ(client.queued(), 0u);
 }
 
+// Issue 4: the worker hands its GPU to the executor through ExecutorOptions::env
+// (IPFSA_CUDA_DEVICE); a cuda model task there names that device. GPU 97 exists nowhere, so the task
+// fails on every machine (no CUDA build, no GPU, or no such device), the message saying which GPU.
+TEST(ExecutorEnv, TheWorkersGpuReachesTheModelKind) {
+  ExecutorOptions options = executor_options();
+  options.env = {"IPFSA_CUDA_DEVICE=97"};
+  ExecutorClient client(options);
+  ASSERT_TRUE(client.start().ok());
+  core::TaskSpec task = make_task(1, "model");
+  task.model = "gpt2";
+  task.hardware = "cuda";
+  const ExecReply r = run_one(client, task);
+  EXPECT_EQ(r.outcome.status, TaskStatus::kFailed) << r.outcome.error;
+  EXPECT_NE(r.outcome.error.find("hardware cuda (GPU 97)"), std::string::npos) << r.outcome.error;
+}
+
 TEST(ExecutorStart, StartsOnFirstPollWhenNotStarted) {
   ExecutorClient client(executor_options());
   EXPECT_EQ(client.pid(), -1);

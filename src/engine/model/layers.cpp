@@ -76,11 +76,22 @@ Result<Linear> Linear::create(std::string_view name, std::vector<float> w, int o
   return l;
 }
 
+Result<void> Linear::upload(std::shared_ptr<GpuDevice> gpu) {
+  IPFSA_EXPECTS(gpu != nullptr, "Linear::upload: device");
+  auto w = bits_ != 0 ? gpu->upload(q_) : gpu->upload(w_, out_, in_);
+  if (!w) return w.error();
+  gpu_ = std::move(gpu);
+  gpu_w_ = std::move(w).value();
+  return {};
+}
+
 void Linear::apply(std::span<const float> x, int n, std::span<float> y, int threads) const {
   IPFSA_EXPECTS(x.size() == static_cast<std::size_t>(n) * in_, "Linear::apply: input size");
   IPFSA_EXPECTS(y.size() == static_cast<std::size_t>(n) * out_, "Linear::apply: output size");
   if (n == 0) return;
-  if (bits_ != 0) {
+  if (gpu_w_) {
+    gpu_->multiply(*gpu_w_, x, n, y);
+  } else if (bits_ != 0) {
     QGemmOptions o;
     o.threads = std::max(threads, 1);
     qgemm(q_, x, n, y, o);

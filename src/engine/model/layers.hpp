@@ -1,7 +1,7 @@
 // The operations the transformer engine is built from (docs/engine.md §Blocks): linear layers
-// (fp32 on Eigen, or low-bit through qgemm), LayerNorm / RMSNorm, activations, rotary (RoPE) and
-// ALiBi positions, and multi-head / grouped-query attention over dense fp32 keys and values.
-// transformer.cpp assembles them into models; tests check them against plain loops.
+// (fp32 on Eigen, or low-bit through qgemm; either on a GPU once uploaded, gpu.hpp), LayerNorm / RMSNorm,
+// activations, rotary (RoPE) and ALiBi positions, and multi-head / grouped-query attention over dense fp32
+// keys and values. transformer.cpp assembles them into models; tests check them against plain loops.
 // Activations are row-major (tokens, features) fp32 arrays. No Eigen types in this header.
 // Thread-safety: free functions are pure apart from their output arguments. A Linear is immutable
 // once created; apply() may run from several threads at once (qgemm queues, Eigen is reentrant).
@@ -9,11 +9,13 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "core/error.hpp"
+#include "engine/model/gpu.hpp"
 #include "engine/model/model_config.hpp"
 #include "engine/quant.hpp"
 
@@ -34,8 +36,16 @@ class Linear {
   static Result<Linear> create(std::string_view name, std::vector<float> w, int out, int in,
                                std::vector<float> bias, int bits, int group, QuantScheme scheme, int threads);
 
-  // y (n, out) = x (n, in) W^T + b; all n rows in one product (Eigen or one qgemm call). Sizes must
-  // agree (IPFSA_EXPECTS). Products of at least ~2M multiply-adds are split over `threads`.
+  // Copies W to `gpu` (quantized: the packed codes; fp32: an fp16 copy for cuBLAS); from then on
+  // apply() multiplies there. The host copy stays (row() and bytes() read it). Error from the
+  // upload (kInfra), the Linear then unchanged.
+  Result<void> upload(std::shared_ptr<GpuDevice> gpu);
+  bool on_gpu() const { return gpu_w_ != nullptr; }
+
+  // y (n, out) = x (n, in) W^T + b; all n rows in one product (Eigen, one qgemm call, or on the
+  // GPU one qgemm_host / gemm_fp16_host call with the bias added here). Sizes must agree
+  // (IPFSA_EXPECTS). Products of at least ~2M multiply-adds are split over `threads`. A GPU error
+  // leaves NaN in y and is kept by the GpuDevice (GpuDevice::take_error).
   void apply(std::span<const float> x, int n, std::span<float> y, int threads) const;
   // Row r of W (dequantized when quantized), `in` floats: a lookup in an embedding table.
   void row(int r, std::span<float> out) const;
@@ -53,6 +63,8 @@ class Linear {
   std::vector<float> w_;  // fp32 weights (bits_ == 0)
   QuantMatrix q_;         // quantized weights (bits_ != 0)
   std::vector<float> bias_;
+  std::shared_ptr<GpuDevice> gpu_;           // set by upload(); outlives gpu_w_ (declared first)
+  std::shared_ptr<const GpuWeights> gpu_w_;  // W on gpu_
 };
 
 // Per row of `cols` features, in place: (x - mean) / sqrt(var + eps) * weight + bias (bias may be

@@ -128,8 +128,8 @@ void fill_normal(std::vector<float>& out, std::mt19937_64& rng) {
 // Turns checked canonical tensors into layers, quantizing what the plan says, and counts bytes.
 class Builder {
  public:
-  Builder(const TensorSet& w, const PrecisionPlan& plan, int threads)
-      : w_(w), plan_(plan), threads_(threads) {}
+  Builder(const TensorSet& w, const PrecisionPlan& plan, int threads, std::shared_ptr<GpuDevice> gpu)
+      : w_(w), plan_(plan), threads_(threads), gpu_(std::move(gpu)) {}
 
   std::vector<float> fp32(const std::string& name) {
     const Tensor* t = w_.find(name);
@@ -145,8 +145,9 @@ class Builder {
     if (s.norm == NormKind::kLayerNorm) n.bias = fp32(prefix + ".bias");
     return n;
   }
-  // A linear layer from prefix.weight (first dim = out, the rest flattened = in) and prefix.bias.
-  Result<Linear> linear(const std::string& prefix, bool bias, int bits) {
+  // A linear layer from prefix.weight (first dim = out, the rest flattened = in) and prefix.bias,
+  // uploaded to the GPU when the model has one (unless `on_gpu` is false).
+  Result<Linear> linear(const std::string& prefix, bool bias, int bits, bool on_gpu = true) {
     const Tensor* t = w_.find(prefix + ".weight");
     IPFSA_EXPECTS(t != nullptr && !t->shape.empty(), "Builder: tensor checked present");
     const int out = static_cast<int>(t->shape[0]);
@@ -155,6 +156,11 @@ class Builder {
     auto l = Linear::create(prefix + ".weight", t->data, out, in, std::move(b), bits, plan_.group,
                             plan_.scheme, threads_);
     if (!l) return l.error();
+    if (gpu_ && on_gpu) {
+      auto up = l->upload(gpu_);
+      if (!up)
+        return Error{up.error().code, "tensor '" + prefix + ".weight': GPU upload: " + up.error().message};
+    }
     bytes_ += l->bytes() - (bias ? static_cast<std::size_t>(out) * sizeof(float) : 0);  // bias counted above
     if (bits != 0) ++quantized_;
     return l;
@@ -214,7 +220,9 @@ class Builder {
       }
       b.mlp_norm = norm(p + ".mlp_norm", s);
       if (s.experts > 0) {
-        auto r = linear(p + ".moe.router", false, 0);  // fp32 always (weights.hpp, TensorRole::kRouter)
+        // fp32 always (weights.hpp, TensorRole::kRouter), and on the CPU: an fp16 copy on the GPU
+        // could flip a top-k choice the fp32 reference makes (docs/cuda.md §Engine backend).
+        auto r = linear(p + ".moe.router", false, 0, /*on_gpu=*/false);
         if (!r) return r.error();
         b.router = std::move(r).value();
         for (int e = 0; e < s.experts; ++e) {
@@ -256,6 +264,7 @@ class Builder {
   const TensorSet& w_;
   const PrecisionPlan& plan_;
   int threads_;
+  std::shared_ptr<GpuDevice> gpu_;
   std::size_t bytes_ = 0;
   int quantized_ = 0;
 };
@@ -268,6 +277,7 @@ struct Model::Impl {
   int threads = 1;
   std::size_t weight_bytes = 0;
   int quantized = 0;
+  std::shared_ptr<GpuDevice> gpu;  // null: every Linear on the CPU
 
   bool has_table = false;
   Linear table;  // embed_tokens (vocab, hidden): lookups and the tied LM head
@@ -284,6 +294,14 @@ struct Model::Impl {
   int cache_len = 0;
   int enc_len = 0;
   bool prefilled = false;
+
+  // The GPU error of the pass that just ended, if any (Linear::apply cannot return one).
+  Result<void> gpu_status() const {
+    if (!gpu) return {};
+    auto e = gpu->take_error();
+    if (!e) return Error{e.error().code, "GPU " + std::to_string(gpu->device()) + ": " + e.error().message};
+    return {};
+  }
 
   // ---- pieces ----
 
@@ -873,7 +891,7 @@ Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 
 Result<Model> Model::build(const ModelConfig& config, const TensorSet& weights, const PrecisionPlan& plan,
-                           int threads) {
+                           int threads, std::shared_ptr<GpuDevice> gpu) {
   const std::string where = config.name.empty() ? std::string("model") : "model '" + config.name + "'";
   auto valid = config.validate(where);
   if (!valid) return valid.error();
@@ -895,7 +913,8 @@ Result<Model> Model::build(const ModelConfig& config, const TensorSet& weights, 
   m.plan = plan;
   m.threads = threads;
   m.kv_bits = cache_bits(plan);
-  Builder b(weights, plan, threads);
+  m.gpu = gpu;
+  Builder b(weights, plan, threads, std::move(gpu));
   auto fail = [&](const Error& e) { return Error{e.code, where + ": " + e.message}; };
 
   if (weights.contains("embed_tokens.weight") &&
@@ -964,7 +983,9 @@ Result<Model> Model::build(const ModelConfig& config, const TensorSet& weights, 
 }
 
 Result<ModelOutput> Model::forward(const ModelInput& input) const {
-  return impl_->run(input, nullptr);
+  auto out = impl_->run(input, nullptr);
+  if (auto gpu = impl_->gpu_status(); !gpu) return gpu.error();
+  return out;
 }
 
 bool Model::can_decode() const {
@@ -993,6 +1014,7 @@ Result<ModelOutput> Model::prefill(const ModelInput& input) {
     }
   }
   auto out = m.run(input, &m.cache);
+  if (auto gpu = m.gpu_status(); !gpu) out = gpu.error();
   if (!out) {
     reset_cache();
     return out.error();
@@ -1023,6 +1045,7 @@ Result<ModelOutput> Model::decode_step(std::span<const std::int32_t> tokens) {
                        std::to_string(s.max_positions) +
                        "-entry learned position table (decoder.max_positions)");
   auto out = m.step(tokens);
+  if (auto gpu = m.gpu_status(); !gpu) out = gpu.error();
   if (!out) {
     reset_cache();  // some layers may hold the token already
     return out.error();
@@ -1071,6 +1094,10 @@ std::size_t Model::weight_bytes() const {
 
 int Model::quantized_matrices() const {
   return impl_->quantized;
+}
+
+const GpuDevice* Model::gpu() const {
+  return impl_->gpu.get();
 }
 
 // ---- inputs ----

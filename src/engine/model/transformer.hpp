@@ -1,5 +1,6 @@
 // The transformer engine (docs/engine.md): a Model built from a ModelConfig, its weights (canonical
-// names, weights.hpp) and a PrecisionPlan, running every family of model_config.hpp on the CPU.
+// names, weights.hpp) and a PrecisionPlan, running every family of model_config.hpp on the CPU, or
+// with its linear layers on a GPU (gpu.hpp, docs/cuda.md §Engine backend).
 // Weight matrices whose PrecisionPlan::bits_for(...) is non-zero are quantized at build time
 // (quantize with plan.group / plan.scheme and the clipping search) and multiplied with qgemm, all
 // tokens of a batch in one call per projection; the others stay fp32 and run on Eigen. Norms,
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "engine/model/gpu.hpp"
 #include "engine/model/model_config.hpp"
 #include "engine/model/weights.hpp"
 
@@ -71,8 +73,12 @@ class Model {
   // weights and quantizes those the plan asks for with `threads` threads (<= 0: default_thread_count()
   // of thread_pool.hpp). Error (kInput) naming the first missing or misshapen tensor, or a matrix
   // that cannot be quantized (e.g. columns not a multiple of plan.group).
+  // With `gpu`, every Linear except the MoE router is uploaded to it once here (Linear::upload) and
+  // multiplies there; attention, norms, embedding lookups and the KV cache stay on the CPU. A
+  // failed upload is an Error with the upload's code (kInfra for the GPU) naming the tensor.
+  // forward / prefill / decode_step then also return a GPU error (kInfra) met during the pass.
   static Result<Model> build(const ModelConfig& config, const TensorSet& weights, const PrecisionPlan& plan,
-                             int threads = 1);
+                             int threads = 1, std::shared_ptr<GpuDevice> gpu = nullptr);
 
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
@@ -110,6 +116,8 @@ class Model {
   std::size_t weight_bytes() const;
   // Number of weight matrices stored quantized.
   int quantized_matrices() const;
+  // The GPU the linear layers run on; null when on the CPU.
+  const GpuDevice* gpu() const;
 
  private:
   struct Impl;
