@@ -47,6 +47,9 @@ __global__ void fill_half_kernel(__half* p, std::size_t n, std::uint32_t seed) {
   }
 }
 
+// Products per timed sample in the steady-state figures.
+constexpr int kBurst = 10;
+
 int sm_count(int device) {
   int n = 0;
   cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device);
@@ -59,28 +62,33 @@ double median(std::vector<float> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Times `runs` calls of fn(i) between event pairs on `s`, after `warmup` untimed calls; median in
-// microseconds. fn returns Result<void>.
+// Times `samples` event pairs on `s`, each around `inner` back-to-back calls of fn(i) (i counts
+// every call), after `warmup` untimed calls; the median over samples of the time per call, in
+// microseconds. inner = 1 times an isolated launch (the event pair's own overhead included);
+// inner > 1 the steady state of launches queued one after another, as a model's layers run.
+// fn returns Result<void>.
 template <typename Fn>
-Result<double> time_median_us(cudaStream_t s, int warmup, int runs, Fn&& fn) {
+Result<double> time_median_us(cudaStream_t s, int warmup, int samples, int inner, Fn&& fn) {
   for (int i = 0; i < warmup; ++i)
     if (auto ok = fn(i); !ok) return ok.error();
-  std::vector<cudaEvent_t> ev(2 * static_cast<std::size_t>(runs));
+  std::vector<cudaEvent_t> ev(2 * static_cast<std::size_t>(samples));
   for (auto& e : ev) IPFSA_CUDA_TRY(cudaEventCreate(&e));
   std::optional<Error> failed;
-  for (int i = 0; i < runs && !failed; ++i) {
+  int call = 0;
+  for (int i = 0; i < samples && !failed; ++i) {
     cudaEventRecord(ev[2 * i], s);
-    if (auto ok = fn(i); !ok) failed = ok.error();
+    for (int j = 0; j < inner && !failed; ++j)
+      if (auto ok = fn(call++); !ok) failed = ok.error();
     cudaEventRecord(ev[2 * i + 1], s);
   }
   const cudaError_t sync = cudaStreamSynchronize(s);
-  std::vector<float> ms(runs);
-  for (int i = 0; i < runs && sync == cudaSuccess && !failed; ++i)
+  std::vector<float> ms(samples);
+  for (int i = 0; i < samples && sync == cudaSuccess && !failed; ++i)
     cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]);
   for (auto& e : ev) cudaEventDestroy(e);
   if (failed) return *failed;
   if (sync != cudaSuccess) return cuda_error("cudaStreamSynchronize", sync);
-  return median(std::move(ms)) * 1000.0;
+  return median(std::move(ms)) * 1000.0 / inner;
 }
 
 struct DeviceMem {
@@ -103,7 +111,7 @@ Result<double> stream_read_gbps(GpuContext& ctx, std::size_t bytes, int runs) {
   IPFSA_CUDA_TRY(cudaMemset(buf.p, 0x5A, bytes));
   const auto s = static_cast<cudaStream_t>(ctx.stream());
   const int blocks = sm_count(ctx.device()) * 8;
-  auto us = time_median_us(s, 3, runs, [&](int) -> Result<void> {
+  auto us = time_median_us(s, 3, runs, 1, [&](int) -> Result<void> {
     stream_read_kernel<<<blocks, 256, 0, s>>>(static_cast<const uint4*>(buf.p), bytes / 16,
                                               static_cast<unsigned*>(sink.p));
     IPFSA_CUDA_LAUNCHED("stream_read_kernel");
@@ -180,13 +188,17 @@ Result<GemvBenchResult> bench_gemv(GpuContext& ctx, const GemvBenchConfig& c) {
   auto* y = static_cast<float*>(dy.p);
 
   GpuPath path = GpuPath::kGemvDp4a;
-  auto q_us = time_median_us(s, 10, c.runs, [&](int i) -> Result<void> {
+  auto run_q = [&](int i) -> Result<void> {
     auto p = ctx.qgemm(copies[i % copies.size()], x, c.batch, y);
     if (!p) return p.error();
     path = *p;
     return {};
-  });
+  };
+  auto q_us = time_median_us(s, 10, c.runs, kBurst, run_q);
   if (!q_us) return q_us.error();
+  auto q_iso = time_median_us(s, 2, c.runs, 1, run_q);
+  if (!q_iso) return q_iso.error();
+  r.us_isolated = *q_iso;
   r.path = to_string(path);
   r.us = *q_us;
   r.weight_gbps = static_cast<double>(qbytes) / (r.us * 1e-6) / 1e9;
@@ -231,13 +243,17 @@ Result<GemvBenchResult> bench_gemv(GpuContext& ctx, const GemvBenchConfig& c) {
   const float zero = 0.0f;
   auto h = static_cast<cublasHandle_t>(ctx.cublas());
   const blas::Api& cublas = *blas::api().value();  // loaded: the context has a handle
-  auto b_us = time_median_us(s, 10, c.runs, [&](int i) -> Result<void> {
+  auto run_b = [&](int i) -> Result<void> {
     IPFSA_CUBLAS_TRY(cublas.gemm_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, c.m, c.batch, c.k, &one, wh[i % hcopies].p,
                                     CUDA_R_16F, c.k, xh.p, CUDA_R_16F, c.k, &zero, yh.p, CUDA_R_16F, c.m,
                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     return {};
-  });
+  };
+  auto b_us = time_median_us(s, 10, c.runs, kBurst, run_b);
   if (!b_us) return b_us.error();
+  auto b_iso = time_median_us(s, 2, c.runs, 1, run_b);
+  if (!b_iso) return b_iso.error();
+  r.cublas_fp16_us_isolated = *b_iso;
   r.cublas_fp16_us = *b_us;
   r.ratio_vs_cublas_fp16 = r.cublas_fp16_us / r.us;
   return r;

@@ -153,7 +153,7 @@ struct GemvBenchConfig {
   int m = 4096;  // weight rows (output features)
   int k = 4096;  // weight cols (input features)
   int batch = 1;
-  int runs = 100;                                     // timed repetitions (median reported)
+  int runs = 100;                                     // timed samples (see GemvBenchResult::us)
   std::size_t rotate_bytes = std::size_t{256} << 20;  // weight copies rotate until this many bytes (> L2)
   std::uint64_t seed = 1;
   double stream_gbps = 0.0;  // 0: measure here; > 0: reuse a figure from the same run
@@ -162,9 +162,13 @@ struct GemvBenchConfig {
 struct GemvBenchResult {
   std::string device;                 // GPU name
   std::string path;                   // to_string(GpuPath)
-  double us = 0.0;                    // median time of one product (activation rounding included)
+  // Steady state: the median over `runs` samples of the time per product in a burst of 10
+  // back-to-back products (activation rounding included), as consecutive layers run.
+  double us = 0.0;
+  double us_isolated = 0.0;           // one product alone between two events (launch overhead in)
   double weight_gbps = 0.0;           // device_bytes / us
-  double cublas_fp16_us = 0.0;        // cuBLAS fp16 of the same shape, same run
+  double cublas_fp16_us = 0.0;        // cuBLAS fp16 of the same shape, same run, same method as us
+  double cublas_fp16_us_isolated = 0.0;
   double ratio_vs_cublas_fp16 = 0.0;  // cublas_fp16_us / us
   double stream_gbps = 0.0;
   double fraction_of_stream = 0.0;  // weight_gbps / stream_gbps
@@ -172,8 +176,9 @@ struct GemvBenchResult {
   int copies = 0;                   // weight buffers rotated
 };
 
-// Random codes and random (never zero) scales and offsets, uploaded `copies` times; warm-up, then
-// `runs` timed products each of the quantized kernel and of cuBLAS fp16, rotating buffers.
+// Random codes and random (never zero) scales and offsets, uploaded `copies` times; for the
+// quantized kernel and for cuBLAS fp16 alike: warm-up, then `runs` samples of bursts of 10 and
+// `runs` isolated products, rotating among the copies.
 Result<GemvBenchResult> bench_gemv(GpuContext& ctx, const GemvBenchConfig& config);
 
 // ---- KV cache (KIVI, 2 or 4 bits) and decode attention ----

@@ -52,8 +52,16 @@ int main(int argc, char** argv) {
       quick = true;
     } else if (a == "--bits" && i + 1 < argc) {
       only_bits = int_list(argv[++i]);
+      if (only_bits.empty()) {
+        std::fprintf(stderr, "ipfsa_gpu_bench: --bits takes a list such as 2,4\n");
+        return 2;
+      }
     } else if (a == "--batch" && i + 1 < argc) {
       only_batch = int_list(argv[++i]);
+      if (only_batch.empty()) {
+        std::fprintf(stderr, "ipfsa_gpu_bench: --batch takes a list of positive numbers such as 1,4\n");
+        return 2;
+      }
     } else if (a == "--shape" && i + 1 < argc) {
       std::string v = argv[++i];
       for (char& ch : v)
@@ -75,6 +83,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ipfsa_gpu_bench: --runs must be positive and --group 32, 64 or 128\n");
     return 2;
   }
+  for (int b : only_bits)
+    if (b != 2 && b != 3 && b != 4 && b != 8) {
+      std::fprintf(stderr, "ipfsa_gpu_bench: --bits takes 2, 3, 4 or 8, got %d\n", b);
+      return 2;
+    }
+  for (std::size_t i = 1; i < only_shape.size(); i += 2)
+    if (only_shape[i] % group != 0) {
+      std::fprintf(stderr, "ipfsa_gpu_bench: --shape: k = %d is not a multiple of the group (%d)\n", only_shape[i], group);
+      return 2;
+    }
   auto ctx = GpuContext::create(0);
   if (!ctx) {
     std::fprintf(stderr, "ipfsa_gpu_bench: %s\n", ctx.error().message.c_str());
@@ -125,29 +143,31 @@ int main(int argc, char** argv) {
         device = r->device;
         char line[512];
         std::snprintf(line, sizeof line,
-                      "| %d | %d x %d | %d | %s | %.2f | %.0f | %.2f | %.2f | %.2f | %.2g |", bits, s.m, s.k,
-                      batch, r->path.c_str(), r->us, r->weight_gbps, r->fraction_of_stream, r->cublas_fp16_us,
-                      r->ratio_vs_cublas_fp16, r->max_rel_error);
+                      "| %d | %d x %d | %d | %s | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2g |", bits, s.m,
+                      s.k, batch, r->path.c_str(), r->us, r->weight_gbps, r->fraction_of_stream, r->cublas_fp16_us,
+                      r->ratio_vs_cublas_fp16, r->us_isolated, r->cublas_fp16_us_isolated, r->max_rel_error);
         lines.push_back(line);
         std::fprintf(stderr, "%s\n", line);
         if (json)
           std::fprintf(
               json,
               "{\"device\":\"%s\",\"bits\":%d,\"group\":%d,\"m\":%d,\"k\":%d,\"batch\":%d,\"path\":\"%s\","
-              "\"us\":%.4f,\"weight_gbps\":%.2f,\"stream_gbps\":%.2f,\"fraction_of_stream\":%.4f,"
+              "\"us\":%.4f,\"us_isolated\":%.4f,\"cublas_fp16_us_isolated\":%.4f,\"weight_gbps\":%.2f,\"stream_gbps\":%.2f,\"fraction_of_stream\":%.4f,"
               "\"cublas_fp16_us\":%.4f,\"ratio_vs_cublas_fp16\":%.4f,\"max_rel_error\":%.3g,\"copies\":%d}\n",
-              r->device.c_str(), bits, group, s.m, s.k, batch, r->path.c_str(), r->us, r->weight_gbps,
+              r->device.c_str(), bits, group, s.m, s.k, batch, r->path.c_str(), r->us, r->us_isolated,
+                       r->cublas_fp16_us_isolated, r->weight_gbps,
               r->stream_gbps, r->fraction_of_stream, r->cublas_fp16_us, r->ratio_vs_cublas_fp16,
               r->max_rel_error, r->copies);
       }
   if (json) std::fclose(json);
   std::printf(
-      "\nGPU GEMV/GEMM, %s, group %d asymmetric, median of %d runs; streaming read %.0f GB/s (same run)\n\n",
-      device.c_str(), group, runs, *stream);
+      "\nGPU GEMV/GEMM, %s, group %d asymmetric; us: per-product median of %d bursts of 10 back-to-back "
+      "products; 1 launch: median of %d single launches; streaming read %.0f GB/s (same run)\n\n",
+      device.c_str(), group, runs, runs, *stream);
   std::printf(
-      "| bits | m x k | batch | path | us | weight GB/s | of stream | cuBLAS fp16 us | vs cuBLAS | max rel "
-      "err |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|\n");
+      "| bits | m x k | batch | path | us | weight GB/s | of stream | cuBLAS fp16 us | vs cuBLAS | us, 1 launch | "
+      "cuBLAS, 1 launch | max rel err |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& l : lines) std::printf("%s\n", l.c_str());
   return 0;
 }

@@ -199,7 +199,9 @@ int bench_gemv_cuda(const BenchGemvOptions& o) {
     j["path"] = r->path;
     j["us"] = r->us;
     j["weight_gbps"] = r->weight_gbps;
+    j["us_isolated"] = r->us_isolated;
     j["cublas_fp16_us"] = r->cublas_fp16_us;
+    j["cublas_fp16_us_isolated"] = r->cublas_fp16_us_isolated;
     j["ratio_vs_cublas_fp16"] = r->ratio_vs_cublas_fp16;
     j["stream_gbps"] = r->stream_gbps;
     j["fraction_of_stream"] = r->fraction_of_stream;

@@ -67,7 +67,7 @@ assert d["bits"] == bits and d["batch"] == batch and d["m"] == 1024 and d["k"] =
 assert isinstance(d["device"], str) and d["device"], d
 # cuda::kMaxGemvBatch = 8: the dp4a GEMV up to batch 8, the tensor-core GEMM above.
 assert d["path"] == ("gemv_dp4a" if batch <= 8 else "gemm_wmma_fp16"), d
-for key in ("us", "weight_gbps", "cublas_fp16_us", "ratio_vs_cublas_fp16", "stream_gbps", "fraction_of_stream",
+for key in ("us", "us_isolated", "weight_gbps", "cublas_fp16_us", "cublas_fp16_us_isolated", "ratio_vs_cublas_fp16", "stream_gbps", "fraction_of_stream",
             "copies"):
     assert d[key] > 0, (key, d)
 assert abs(d["ratio_vs_cublas_fp16"] - d["cublas_fp16_us"] / d["us"]) < 1e-6 * d["ratio_vs_cublas_fp16"], d
