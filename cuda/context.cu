@@ -141,21 +141,26 @@ Result<void> GpuContext::gemm_fp16(const GpuHalfMatrix& w, const float* d_x, int
   return {};
 }
 
-Result<void> GpuContext::gemm_fp16_host(const GpuHalfMatrix& w, std::span<const float> x, int batch,
-                                        std::span<float> y) {
-  if (batch <= 0 || x.size() != static_cast<std::size_t>(batch) * w.cols() ||
-      y.size() != static_cast<std::size_t>(batch) * w.rows())
-    return input_error("gemm_fp16_host: sizes do not match the matrix and batch");
+Result<void> GpuContext::through_device(std::span<const float> x, std::span<float> y,
+                                        const std::function<Result<void>(const float*, float*)>& fn) {
   auto dx = scratch(0, x.size_bytes());
   if (!dx) return dx.error();
   auto dy = scratch(1, y.size_bytes());
   if (!dy) return dy.error();
   const auto s = static_cast<cudaStream_t>(stream_);
   IPFSA_CUDA_TRY(cudaMemcpyAsync(*dx, x.data(), x.size_bytes(), cudaMemcpyHostToDevice, s));
-  if (auto ok = gemm_fp16(w, static_cast<const float*>(*dx), batch, static_cast<float*>(*dy)); !ok) return ok;
+  if (auto ok = fn(static_cast<const float*>(*dx), static_cast<float*>(*dy)); !ok) return ok;
   IPFSA_CUDA_TRY(cudaMemcpyAsync(y.data(), *dy, y.size_bytes(), cudaMemcpyDeviceToHost, s));
   IPFSA_CUDA_TRY(cudaStreamSynchronize(s));
   return {};
+}
+
+Result<void> GpuContext::gemm_fp16_host(const GpuHalfMatrix& w, std::span<const float> x, int batch,
+                                        std::span<float> y) {
+  if (batch <= 0 || x.size() != static_cast<std::size_t>(batch) * w.cols() ||
+      y.size() != static_cast<std::size_t>(batch) * w.rows())
+    return input_error("gemm_fp16_host: sizes do not match the matrix and batch");
+  return through_device(x, y, [&](const float* dx, float* dy) { return gemm_fp16(w, dx, batch, dy); });
 }
 
 }  // namespace ipfsa::cuda

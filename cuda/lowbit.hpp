@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -133,6 +134,9 @@ class GpuContext {
 
  private:
   GpuContext() = default;
+  // Copies x to the device, runs fn(d_x, d_y), copies y back, synchronizes (the host API's body).
+  Result<void> through_device(std::span<const float> x, std::span<float> y,
+                              const std::function<Result<void>(const float*, float*)>& fn);
   int device_ = 0;
   void* stream_ = nullptr;
   void* cublas_ = nullptr;
@@ -160,14 +164,14 @@ struct GemvBenchConfig {
 };
 
 struct GemvBenchResult {
-  std::string device;                 // GPU name
-  std::string path;                   // to_string(GpuPath)
+  std::string device;  // GPU name
+  std::string path;    // to_string(GpuPath)
   // Steady state: the median over `runs` samples of the time per product in a burst of 10
   // back-to-back products (activation rounding included), as consecutive layers run.
   double us = 0.0;
-  double us_isolated = 0.0;           // one product alone between two events (launch overhead in)
-  double weight_gbps = 0.0;           // device_bytes / us
-  double cublas_fp16_us = 0.0;        // cuBLAS fp16 of the same shape, same run, same method as us
+  double us_isolated = 0.0;     // one product alone between two events (launch overhead in)
+  double weight_gbps = 0.0;     // device_bytes / us
+  double cublas_fp16_us = 0.0;  // cuBLAS fp16 of the same shape, same run, same method as us
   double cublas_fp16_us_isolated = 0.0;
   double ratio_vs_cublas_fp16 = 0.0;  // cublas_fp16_us / us
   double stream_gbps = 0.0;

@@ -340,8 +340,7 @@ constexpr int kGemvMaxThreads = 256;
 // theoretical occupancy, register-limited, but capping the registers (__launch_bounds__ with 3
 // blocks of 256 per SM) gained nothing at 2 and 4 bits and lost 10-20% at 3 and 8 bits (spills).
 template <int BITS, int B, int R>
-__global__ void __launch_bounds__(kGemvMaxThreads)
-    qgemv_kernel(MatArgs p, ActArgs x, float* __restrict__ y) {
+__global__ void __launch_bounds__(kGemvMaxThreads) qgemv_kernel(MatArgs p, ActArgs x, float* __restrict__ y) {
   constexpr int CPS = BITS <= 3 ? 2 : 1;  // chunks per segment
   const int row0 = blockIdx.x * R;
   float acc[R][B];
@@ -823,17 +822,15 @@ Result<GpuPath> GpuContext::qgemm_host(const GpuQuantMatrix& w, std::span<const 
   if (batch <= 0 || x.size() != static_cast<std::size_t>(batch) * w.cols() ||
       y.size() != static_cast<std::size_t>(batch) * w.rows())
     return input_error("qgemm_host: sizes do not match the matrix and batch");
-  auto dx = scratch(0, x.size_bytes());
-  if (!dx) return dx.error();
-  auto dy = scratch(1, y.size_bytes());
-  if (!dy) return dy.error();
-  const auto s = static_cast<cudaStream_t>(stream_);
-  IPFSA_CUDA_TRY(cudaMemcpyAsync(*dx, x.data(), x.size_bytes(), cudaMemcpyHostToDevice, s));
-  auto path = qgemm(w, static_cast<const float*>(*dx), batch, static_cast<float*>(*dy));
-  if (!path) return path.error();
-  IPFSA_CUDA_TRY(cudaMemcpyAsync(y.data(), *dy, y.size_bytes(), cudaMemcpyDeviceToHost, s));
-  IPFSA_CUDA_TRY(cudaStreamSynchronize(s));
-  return *path;
+  GpuPath path = GpuPath::kGemvDp4a;
+  auto ok = through_device(x, y, [&](const float* dx, float* dy) -> Result<void> {
+    auto p = qgemm(w, dx, batch, dy);
+    if (!p) return p.error();
+    path = *p;
+    return {};
+  });
+  if (!ok) return ok.error();
+  return path;
 }
 
 }  // namespace ipfsa::cuda

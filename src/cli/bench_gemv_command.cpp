@@ -51,6 +51,16 @@ double median_us(const std::function<void()>& fn, int repeats, engine::ReadProbe
   return median(us);
 }
 
+// The shape and format fields every --json line of bench gemv has, CPU and GPU alike.
+void put_shape(nlohmann::ordered_json& j, const BenchGemvOptions& o) {
+  j["bits"] = o.bits;
+  j["group"] = o.group;
+  j["scheme"] = o.scheme;
+  j["m"] = o.m;
+  j["k"] = o.k;
+  j["batch"] = o.batch;
+}
+
 int bench_gemv_cpu(const BenchGemvOptions& o) {
   engine::QuantParams params;
   params.bits = o.bits;
@@ -116,12 +126,7 @@ int bench_gemv_cpu(const BenchGemvOptions& o) {
 
   if (o.json) {
     nlohmann::ordered_json j;
-    j["bits"] = o.bits;
-    j["group"] = o.group;
-    j["scheme"] = o.scheme;
-    j["m"] = o.m;
-    j["k"] = o.k;
-    j["batch"] = o.batch;
+    put_shape(j, o);
     j["threads"] = threads;
     j["isa"] = isa;
     j["repeats"] = o.repeats;
@@ -206,12 +211,7 @@ int bench_gemv_cuda(const BenchGemvOptions& o) {
     j["stream_gbps"] = r->stream_gbps;
     j["fraction_of_stream"] = r->fraction_of_stream;
     j["max_rel_error"] = r->max_rel_error;
-    j["bits"] = o.bits;
-    j["group"] = o.group;
-    j["scheme"] = o.scheme;
-    j["m"] = o.m;
-    j["k"] = o.k;
-    j["batch"] = o.batch;
+    put_shape(j, o);
     j["runs"] = c.runs;
     j["copies"] = r->copies;
     std::cout << j.dump() << "\n";
