@@ -124,6 +124,7 @@ Result<GpuHalfMatrix> GpuHalfMatrix::upload(GpuContext& ctx, std::span<const flo
 
 Result<void> GpuContext::gemm_fp16(const GpuHalfMatrix& w, const float* d_x, int batch, float* d_y) {
   if (batch <= 0) return input_error("gemm_fp16: batch must be positive");
+  IPFSA_CUDA_TRY(cudaSetDevice(device_));  // the calling thread may not be the one that created us
   const std::size_t nx = static_cast<std::size_t>(batch) * w.cols();
   auto xh = scratch(4, nx * sizeof(__half));
   if (!xh) return xh.error();
@@ -143,6 +144,7 @@ Result<void> GpuContext::gemm_fp16(const GpuHalfMatrix& w, const float* d_x, int
 
 Result<void> GpuContext::through_device(std::span<const float> x, std::span<float> y,
                                         const std::function<Result<void>(const float*, float*)>& fn) {
+  IPFSA_CUDA_TRY(cudaSetDevice(device_));  // the calling thread may not be the one that created us
   auto dx = scratch(0, x.size_bytes());
   if (!dx) return dx.error();
   auto dy = scratch(1, y.size_bytes());

@@ -8,8 +8,8 @@
 // Error (kInfra) naming the call; bad shapes or parameters are kInput. Nothing here aborts on a
 // GPU error.
 // Thread-safety: a GpuContext (one stream, one cuBLAS handle, scratch buffers) must be used by one
-// thread at a time; the matrices and caches are immutable after upload (except KV appends) and can
-// be shared by contexts on the same device.
+// thread at a time, but may be used from any thread (each product selects the context's device); the matrices
+// and caches are immutable after upload (except KV appends) and can be shared by contexts on the same device.
 #pragma once
 
 #include <cstddef>

@@ -737,6 +737,7 @@ Result<GpuPath> GpuContext::qgemm(const GpuQuantMatrix& w, const float* d_x, int
 Result<GpuPath> GpuContext::qgemm(const GpuQuantMatrix& w, const float* d_x, int batch, float* d_y,
                                   GpuPath force) {
   if (batch <= 0) return input_error("qgemm: batch must be positive");
+  IPFSA_CUDA_TRY(cudaSetDevice(device_));  // the calling thread may not be the one that created us
   const GpuQuantMatrix::Impl& m = w.impl();
   const MatArgs p = args_of(m);
   const auto s = static_cast<cudaStream_t>(stream_);
@@ -809,6 +810,7 @@ Result<GpuPath> GpuContext::qgemm(const GpuQuantMatrix& w, const float* d_x, int
 
 Result<void> GpuContext::qgemm_naive(const GpuQuantMatrix& w, const float* d_x, int batch, float* d_y) {
   if (batch <= 0) return input_error("qgemm_naive: batch must be positive");
+  IPFSA_CUDA_TRY(cudaSetDevice(device_));
   const MatArgs p = args_of(w.impl());
   const std::size_t n = static_cast<std::size_t>(batch) * p.rows;
   qgemm_naive_kernel<<<static_cast<unsigned>((n + 127) / 128), 128, 0, static_cast<cudaStream_t>(stream_)>>>(
