@@ -19,6 +19,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/mix.hpp"
 #include "engine/fp16.hpp"
 
 namespace ipfsa::engine {
@@ -242,12 +243,7 @@ std::vector<TensorSpec> canonical_tensors(const ModelConfig& c) {
 
 namespace {
 
-std::uint64_t splitmix64(std::uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+using core::splitmix64;
 
 std::uint64_t fnv1a(std::string_view s) {
   std::uint64_t h = 0xCBF29CE484222325ull;
