@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ipfs-accelerate needs, only those missing (idempotent; a no-op
 # taking well under a second when everything is present). Used by scripts/demo.sh and
-# scripts/test.sh. CUDA is not installed here: the CUDA backend is built whenever nvcc is found
-# (e.g. /usr/local/cuda/bin/nvcc from NVIDIA's toolkit).
+# scripts/test.sh. munge and the Slurm daemons are for the private one-node cluster of
+# tests/e2e/slurm_sbatch.sh (scripts/slurm/start-local-slurm.sh starts its own daemons; no
+# system-wide Slurm or munge service is used). CUDA is not installed here: the CUDA backend is
+# built whenever nvcc is found (e.g. /usr/local/cuda/bin/nvcc from NVIDIA's toolkit).
 set -euo pipefail
 
 PACKAGES=(
@@ -14,6 +16,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-h5py python3-numpy python3-pandas python3-mpi4py
   procps
+  munge slurmctld slurmd slurm-client
 )
 
 missing=()
