@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
+#include "core/raft.hpp"
 #include "core/scheduler.hpp"
 #include "core/task.hpp"
 
@@ -37,6 +38,33 @@ template <class A>
 void serialize(A& a, WorkerInfo& w) {
   a(w.rank, w.host, w.cpu_model, w.cpu_features, w.cores, w.memory_bytes, w.gpus, w.gpu_name, w.gpu_cc,
     w.gpu_memory_bytes);
+}
+
+// The consensus messages between coordinators (issue 5) and what a coordinator persists.
+template <class A>
+void serialize(A& a, RaftEntry& e) {
+  a(e.term, e.index, e.data);
+}
+
+template <class A>
+void serialize(A& a, RaftSnapshot& s) {
+  a(s.index, s.term, s.data);
+}
+
+template <class A>
+void serialize(A& a, RaftHardState& h) {
+  a(h.term, h.voted_for, h.commit);
+}
+
+template <class A>
+void serialize(A& a, RaftPersistent& p) {
+  a(p.hard_state, p.snapshot, p.entries);
+}
+
+template <class A>
+void serialize(A& a, RaftMessage& m) {
+  a(m.type, m.from, m.to, m.term, m.log_index, m.log_term, m.entries, m.commit, m.snapshot, m.pre_vote,
+    m.success, m.match_index, m.reject_index, m.hint_index);
 }
 
 }  // namespace ipfsa::core

@@ -58,6 +58,61 @@ TEST(Wire, TruncatedBufferIsAnErrorNotACrash) {
   }
 }
 
+core::RaftMessage sample_append() {
+  core::RaftMessage m;
+  m.type = core::RaftMessageType::kAppendEntries;
+  m.from = 2;
+  m.to = 4;
+  m.term = 9;
+  m.log_index = 17;
+  m.log_term = 8;
+  m.entries = {core::RaftEntry{9, 18, {1, 2, 3}}, core::RaftEntry{9, 19, {}}};
+  m.commit = 16;
+  m.snapshot = core::RaftSnapshot{12, 7, {0xAB, 0xCD}};
+  m.pre_vote = true;
+  m.success = true;
+  m.match_index = 15;
+  m.reject_index = 14;
+  m.hint_index = 13;
+  return m;
+}
+
+// Every field of a consensus message survives the wire (issue 5: the coordinators' MPI messages).
+TEST(Wire, RaftMessageRoundTripKeepsEveryField) {
+  const core::RaftMessage m = sample_append();
+  auto r = wire::decode<core::RaftMessage>(wire::encode(m));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->type, m.type);
+  EXPECT_EQ(r->from, m.from);
+  EXPECT_EQ(r->to, m.to);
+  EXPECT_EQ(r->term, m.term);
+  EXPECT_EQ(r->log_index, m.log_index);
+  EXPECT_EQ(r->log_term, m.log_term);
+  EXPECT_EQ(r->entries, m.entries);
+  EXPECT_EQ(r->commit, m.commit);
+  EXPECT_EQ(r->snapshot, m.snapshot);
+  EXPECT_EQ(r->pre_vote, m.pre_vote);
+  EXPECT_EQ(r->success, m.success);
+  EXPECT_EQ(r->match_index, m.match_index);
+  EXPECT_EQ(r->reject_index, m.reject_index);
+  EXPECT_EQ(r->hint_index, m.hint_index);
+}
+
+TEST(Wire, RaftPersistentRoundTripAndTruncation) {
+  core::RaftPersistent p;
+  p.hard_state = {5, 1, 3};
+  p.snapshot = {2, 4, {9, 9}};
+  p.entries = {core::RaftEntry{4, 3, {7}}, core::RaftEntry{5, 4, {8, 8}}};
+  const std::string bytes = wire::encode(p);
+  auto r = wire::decode<core::RaftPersistent>(bytes);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->hard_state, p.hard_state);
+  EXPECT_EQ(r->snapshot, p.snapshot);
+  EXPECT_EQ(r->entries, p.entries);
+  for (std::size_t n = 0; n < bytes.size(); n += 5)
+    EXPECT_FALSE(wire::decode<core::RaftPersistent>(std::string_view(bytes).substr(0, n)).ok()) << n;
+}
+
 TEST(Envelope, OpensWhatSealMade) {
   const auto sealed = wire::seal(3, 5, 77, "payload");
   auto e = wire::open(sealed, 5);
