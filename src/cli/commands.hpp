@@ -16,6 +16,7 @@ struct RunOptions {
   std::uint32_t prefetch = 2;
   mpi::Timing timing;
   std::string status_file;  // rank 0 writes its exit code here (see launch.hpp)
+  std::string resume;       // run folder of an earlier, interrupted run to continue
 };
 
 struct ValidateOptions {

@@ -65,6 +65,11 @@ int main(int argc, char** argv) {
                       "Campaign YAML file (default: the embedded default campaign)");
   run_cmd->add_option("--out", run.out_dir,
                       "Output folder for summary.json and results.csv (default: results/runs/RUN_ID)");
+  run_cmd
+      ->add_option("--resume", run.resume,
+                   "Continue the interrupted run whose output folder is RUN_DIR (same campaign): keep its "
+                   "final results, run the rest")
+      ->type_name("RUN_DIR");
   run_cmd->add_option("--store", run.store,
                       "HDF5 trend store (default: the campaign's `store`, else results/trends.h5)");
   run_cmd

@@ -4,17 +4,20 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "cli/commands.hpp"
 #include "cli/models_command.hpp"
 #include "config/campaign_loader.hpp"
 #include "config/default_campaign.hpp"
+#include "core/resume.hpp"
 #include "core/version.hpp"
 #include "engine/model_kind.hpp"
 #include "mpi/messages.hpp"
@@ -66,6 +69,108 @@ int fail(core::Transport& t, const Error& e) {
   return static_cast<int>(e.code);
 }
 
+// What rank 0 records in the run folder when a run begins (run.json): enough to resume it.
+struct RunRecord {
+  std::string run_id;
+  std::string store;
+  std::vector<std::string> task_ids;
+};
+
+Result<void> write_run_record(const std::string& out_dir, const core::RunInfo& info, const std::string& store,
+                              std::span<const core::TaskSpec> tasks) {
+  nlohmann::json j;
+  j["run_id"] = info.run_id;
+  j["campaign"] = info.campaign;
+  j["campaign_source"] = info.campaign_source;
+  j["store"] = fs::absolute(store).lexically_normal().string();
+  j["started_unix"] = info.started_unix;
+  auto& ids = j["task_ids"] = nlohmann::json::array();
+  for (const auto& task : tasks) ids.push_back(task.id);
+  const std::string path = out_dir + "/run.json";
+  {
+    std::ofstream out(path + ".tmp");
+    out << j.dump(1) << "\n";
+    if (!out) return infra_error("cannot write " + path);
+  }
+  std::error_code ec;
+  fs::rename(path + ".tmp", path, ec);  // never a half-written run.json
+  if (ec) return infra_error("cannot write " + path + ": " + ec.message());
+  return {};
+}
+
+Result<RunRecord> read_run_record(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return input_error("--resume " + dir + ": no such run folder");
+  const std::string path = dir + "/run.json";
+  std::ifstream in(path);
+  if (!in)
+    return input_error("--resume " + dir +
+                       ": not a run folder (no run.json; it is written when a run begins)");
+  try {
+    const auto j = nlohmann::json::parse(in);
+    RunRecord r;
+    r.run_id = j.at("run_id").get<std::string>();
+    r.store = j.at("store").get<std::string>();
+    r.task_ids = j.at("task_ids").get<std::vector<std::string>>();
+    if (r.run_id.empty()) return input_error(path + ": empty run_id");
+    return r;
+  } catch (const std::exception& e) {
+    return input_error(path + ": not a valid run record: " + e.what());
+  }
+}
+
+// A stored final result as the coordinator recorded it (for results.csv of a resumed run).
+core::TaskResult to_task_result(store::StoredResult&& s) {
+  core::TaskResult r;
+  r.task = s.task_index;
+  r.attempt = s.attempt;
+  r.final = s.final;
+  r.flaky = s.flaky;
+  r.worker = s.worker_rank;
+  r.host = std::move(s.worker_host);
+  r.started_unix = s.started_unix;
+  r.ended_unix = s.ended_unix;
+  auto& o = r.outcome;
+  o.status = core::parse_task_status(s.status).value_or(core::TaskStatus::kFailed);
+  o.signal = s.signal;
+  o.error = std::move(s.error);
+  o.samples_s = std::move(s.samples);
+  o.throughput = s.throughput;
+  o.peak_memory_bytes = s.peak_memory_bytes;
+  o.acc_cosine = s.acc_cosine;
+  o.acc_rel_error = s.acc_rel_error;
+  o.acc_kl = s.acc_kl;
+  o.acc_top1 = s.acc_top1;
+  o.metrics = std::move(s.metrics);
+  return r;
+}
+
+// Runs the remaining tasks of a resumed run (renumbered 0..n-1, see core::ResumePlan) and writes
+// their rows under their campaign indices.
+class RemapSink final : public core::ResultSink {
+ public:
+  RemapSink(core::ResultSink& inner, std::span<const std::uint32_t> original)
+      : inner_(inner), original_(original) {}
+  Result<void> begin_run(const core::RunInfo& run, std::span<const core::TaskSpec> tasks) override {
+    return inner_.begin_run(run, tasks);
+  }
+  Result<void> append(std::span<const core::TaskResult> results) override {
+    std::vector<core::TaskResult> mapped(results.begin(), results.end());
+    for (auto& r : mapped) {
+      if (r.task >= original_.size())
+        return input_error("resume: task index " + std::to_string(r.task) + " out of range");
+      r.task = original_[r.task];
+    }
+    return inner_.append(mapped);
+  }
+  Result<void> flush() override { return inner_.flush(); }
+  Result<void> end_run(const core::RunInfo& run) override { return inner_.end_run(run); }
+
+ private:
+  core::ResultSink& inner_;
+  std::span<const std::uint32_t> original_;
+};
+
 int coordinate(core::Transport& t, const RunOptions& o) {
   auto campaign = o.campaign.empty() ? config::load_default_campaign(load_context())
                                      : config::load_campaign_file(o.campaign, load_context());
@@ -75,11 +180,64 @@ int coordinate(core::Transport& t, const RunOptions& o) {
                 input_error("run needs at least 2 MPI ranks (1 coordinator + workers), got " +
                             std::to_string(t.size()) + "; start it with: mpirun -np 4 ipfs-accelerate run"));
 
-  const std::string run_id = make_run_id();
-  const std::string out_dir = o.out_dir.empty() ? "results/runs/" + run_id : o.out_dir;
-  const std::string store_path = !o.store.empty()           ? o.store
-                                 : !campaign->store.empty() ? campaign->store
-                                                            : "results/trends.h5";
+  const bool resuming = !o.resume.empty();
+  std::string run_id, out_dir, store_path;
+  // Resume (docs/design.md §Resume): the run folder's run.json names the run and its store; the
+  // store holds the final results already recorded. Only the tasks without one are run.
+  core::ResumePlan plan;
+  std::vector<core::TaskResult> kept;
+  double started_unix = unix_s();
+  if (resuming) {
+    auto rec = read_run_record(o.resume);
+    if (!rec) return fail(t, rec.error());
+    if (auto diff = core::first_task_difference(rec->task_ids, campaign->tasks))
+      return fail(t, input_error("--resume " + o.resume + ": the campaign '" + campaign->source +
+                                 "' is not the one of run " + rec->run_id + ": " + *diff));
+    run_id = rec->run_id;
+    out_dir = o.resume;
+    store_path = o.store.empty() ? rec->store : o.store;
+    std::vector<std::uint32_t> final_indices;
+    {
+      // Read before the writer opens the file (HDF5 cannot reopen a read-only file for writing).
+      auto reader = store::Hdf5Reader::open(store_path);
+      if (!reader)
+        return fail(t, input_error("--resume " + o.resume + ": store of run " + run_id + ": " +
+                                   reader.error().message));
+      auto runs = reader->runs();
+      if (!runs) return fail(t, runs.error());
+      auto run = std::find_if(runs->begin(), runs->end(), [&](const auto& r) { return r.run_id == run_id; });
+      if (run == runs->end())
+        return fail(t, input_error("--resume " + o.resume + ": run " + run_id + " is not in the store " +
+                                   store_path));
+      started_unix = run->started_unix;
+      auto results = reader->results(run_id, true);
+      if (!results) return fail(t, results.error());
+      std::vector<bool> seen(campaign->tasks.size(), false);
+      for (auto& r : *results) {
+        if (!r.final || r.task_index >= campaign->tasks.size() || seen[r.task_index]) continue;
+        if (r.task_id != campaign->tasks[r.task_index].id) continue;  // not this campaign's task
+        seen[r.task_index] = true;
+        final_indices.push_back(r.task_index);
+        kept.push_back(to_task_result(std::move(r)));
+      }
+    }
+    plan = core::plan_resume(campaign->tasks, final_indices);
+    if (plan.tasks.empty()) {
+      std::cout << "run " << run_id << ": all " << campaign->tasks.size()
+                << " tasks already have a final result; nothing left to do (nothing written)\n";
+      std::cout << "results: " << out_dir << std::endl;
+      abort_workers(t, "nothing left to do");
+      return 0;
+    }
+    spdlog::info("resuming run {} from {}: {} of {} tasks have a final result and are kept; {} to run",
+                 run_id, out_dir, plan.kept, campaign->tasks.size(), plan.tasks.size());
+  } else {
+    run_id = make_run_id();
+    out_dir = o.out_dir.empty() ? "results/runs/" + run_id : o.out_dir;
+    store_path = !o.store.empty()           ? o.store
+                 : !campaign->store.empty() ? campaign->store
+                                            : "results/trends.h5";
+  }
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) return fail(t, infra_error("cannot create output folder " + out_dir + ": " + ec.message()));
@@ -94,12 +252,21 @@ int coordinate(core::Transport& t, const RunOptions& o) {
   info.version = kVersion;
   info.git_commit = kGitCommit;
   info.hosts = sys::host_name();
-  info.started_unix = unix_s();
+  info.started_unix = started_unix;
   info.ranks = static_cast<std::uint32_t>(t.size());
   info.coordinators = static_cast<std::uint32_t>(o.coordinators);
   info.workers = static_cast<std::uint32_t>(t.size() - o.coordinators);
   info.tasks_total = static_cast<std::uint32_t>(campaign->tasks.size());
-  if (auto begun = (*store)->begin_run(info, campaign->tasks); !begun) return fail(t, begun.error());
+  if (resuming) {
+    if (auto resumed = (*store)->resume_run(info, campaign->tasks); !resumed) return fail(t, resumed.error());
+  } else {
+    if (auto begun = (*store)->begin_run(info, campaign->tasks); !begun) return fail(t, begun.error());
+    if (auto recorded = write_run_record(out_dir, info, store_path, campaign->tasks); !recorded) {
+      info.status = "aborted";
+      (void)(*store)->end_run(info);
+      return fail(t, recorded.error());
+    }
+  }
 
   spdlog::info("run {}: campaign '{}' ({}), {} tasks on {} workers; store {}", run_id, campaign->name,
                campaign->source, campaign->tasks.size(), info.workers, store_path);
@@ -107,10 +274,29 @@ int coordinate(core::Transport& t, const RunOptions& o) {
   mpi::CoordinatorConfig cfg;
   cfg.timing = o.timing;
   cfg.prefetch = o.prefetch;
-  auto rep = mpi::run_coordinator(t, campaign->tasks, **store, cfg);
+  RemapSink remap(**store, plan.original);
+  auto rep = resuming ? mpi::run_coordinator(t, plan.tasks, remap, cfg)
+                      : mpi::run_coordinator(t, campaign->tasks, **store, cfg);
+  if (resuming) {
+    // Back to campaign indices, and the kept results counted as this run's.
+    for (auto& r : rep.finals) r.task = plan.original[r.task];
+    auto& c = rep.counts;
+    c.total = static_cast<std::uint32_t>(campaign->tasks.size());
+    for (const auto& r : kept) {
+      ++c.finished;
+      ++c.by_status[static_cast<int>(r.outcome.status)];
+      if (r.attempt > 0) ++c.retried;
+      if (r.flaky) ++c.flaky;
+    }
+    rep.finals.insert(rep.finals.begin(), kept.begin(), kept.end());
+  }
 
   report::RunSummary sum;
   sum.counts = rep.counts;
+  if (resuming) {
+    sum.resumed_from = out_dir;
+    sum.results_kept = plan.kept;
+  }
   sum.exit_code = report::exit_code_for(rep.counts, rep.infra_error);
   info.ended_unix = unix_s();
   info.status = !rep.infra_error.empty() ? "aborted" : sum.exit_code == 0 ? "completed" : "failed";

@@ -81,6 +81,10 @@ Result<void> write_summary_json(const std::string& path, const RunSummary& s) {
   j["tasks_per_s"] = s.dispatch_s > 0 ? nlohmann::json(c.finished / s.dispatch_s) : nlohmann::json(nullptr);
   j["hosts"] = s.run.hosts;
   if (!s.infra_error.empty()) j["infra_error"] = s.infra_error;
+  if (!s.resumed_from.empty()) {
+    j["resumed_from"] = s.resumed_from;
+    j["results_kept"] = s.results_kept;
+  }
   auto& ws = j["worker_ranks"] = nlohmann::json::array();
   for (const auto& w : s.workers) {
     ws.push_back({{"rank", w.rank},

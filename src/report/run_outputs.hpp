@@ -38,6 +38,10 @@ struct RunSummary {
   std::vector<WorkerSummary> workers;
   std::string infra_error;
   int exit_code = 0;
+  // `run --resume`: the run folder resumed (empty otherwise) and the tasks whose final result was
+  // recorded before and kept (counted in `counts`, not rerun).
+  std::string resumed_from;
+  std::uint32_t results_kept = 0;
 };
 
 // Exit code of a finished run: 3 on infrastructure failure, 1 when a task did not pass (skipped

@@ -997,6 +997,29 @@ Result<void> Hdf5Store::begin_run(const core::RunInfo& run, std::span<const core
   return m.flush_file();
 }
 
+Result<void> Hdf5Store::resume_run(const core::RunInfo& run, std::span<const core::TaskSpec> tasks) {
+  Impl& m = *impl_;
+  if (auto open = m.check_open(); !open) return open;
+  const auto it = m.run_rows.find(run.run_id);
+  if (it == m.run_rows.end())
+    return input_error(path_ + ": resume_run: run id '" + run.run_id + "' is not in the store");
+  // A run's result rows must stay contiguous (docs/store.md §Finding a run's rows): only the
+  // newest run can take more rows.
+  if (it->second + 1 != m.runs.rows)
+    return input_error(path_ + ": resume_run: run '" + run.run_id +
+                       "' cannot be resumed: other runs were recorded in the store after it");
+  // Rows of the previous run go first (as in begin_run).
+  if (auto w = m.write_pending(); !w) return w;
+  RunRow old{};
+  if (read_rows(m.runs.ds.get(), m.run_mem.get(), it->second, 1, &old) < 0) return m.infra("reading /runs");
+  const RunRow row = to_row(run, old.results_first_row);
+  if (auto w = m.overwrite_rows(m.runs, m.run_mem.get(), &row, it->second, 1, kRunsTable.name); !w) return w;
+  m.in_run = true;
+  m.run_id = run.run_id;
+  m.tasks.assign(tasks.begin(), tasks.end());
+  return m.flush_file();
+}
+
 Result<void> Hdf5Store::append(std::span<const core::TaskResult> results) {
   Impl& m = *impl_;
   if (auto open = m.check_open(); !open) return open;

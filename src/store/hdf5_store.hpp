@@ -83,6 +83,13 @@ class Hdf5Store final : public core::ResultSink {
   // current run: append() attributes rows to it. Errors: kInput for an empty run id, one longer
   // than width::kRunId or one already in the file; kInfra for a write failure (no row recorded).
   Result<void> begin_run(const core::RunInfo& run, std::span<const core::TaskSpec> tasks) override;
+  // Makes `run.run_id`, already in the file (begun by a process that died or was killed), the
+  // current run again (`run --resume`): its row is rewritten from `run` (keeping its
+  // results_first_row; status normally "running") and flushed; append() then adds rows to it.
+  // `tasks` must be the run's full task list (rows keep the indices of that list). Errors (kInput):
+  // a run id not in the file, or a run that is not the newest in the file (its rows must stay
+  // contiguous); kInfra for a write failure.
+  Result<void> resume_run(const core::RunInfo& run, std::span<const core::TaskSpec> tasks);
   // Buffers result rows of the current run in memory; no HDF5 call. Errors (kInput, nothing of the
   // batch buffered): no current run, or a row whose task index is outside the run's task list.
   Result<void> append(std::span<const core::TaskResult> results) override;

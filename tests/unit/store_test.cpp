@@ -450,6 +450,71 @@ TEST_F(StoreTest, EndRunUpdatesTheRowInPlace) {
   EXPECT_EQ((*runs)[1].status, "running");
 }
 
+// `run --resume`: a run left by a killed writer is made current again in a new process; its rows
+// stay one contiguous range; a run that is not the newest, or unknown, is refused.
+TEST_F(StoreTest, ResumeRunAppendsToTheRunLeftByAKilledWriter) {
+  const std::string path = file("trends.h5");
+  const auto tasks = make_tasks(4);
+  std::mt19937_64 rng(7);
+  {
+    auto store = open_store(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->begin_run(make_run("r1", 4, 100), tasks).ok());
+    const std::vector<TaskResult> first = {make_result(0, 0, true, TaskStatus::kPassed, 3, rng),
+                                           make_result(1, 0, false, TaskStatus::kFailed, 0, rng)};
+    ASSERT_TRUE(store->append(first).ok());
+    ASSERT_TRUE(store->flush().ok());
+    ASSERT_TRUE(store->close().ok());  // as if killed: the run was never ended
+  }
+  auto store = open_store(path);
+  ASSERT_TRUE(store);
+  {  // Reopening marked it aborted.
+    auto runs = open_reader(path).runs();
+    ASSERT_TRUE(runs.ok());
+    EXPECT_EQ((*runs)[0].status, "aborted");
+  }
+  const auto unknown = store->resume_run(make_run("nope", 4), tasks);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().code, ErrorCode::kInput);
+  ASSERT_TRUE(store->resume_run(make_run("r1", 4, 100), tasks).ok());
+  {
+    auto runs = open_reader(path).runs();
+    ASSERT_TRUE(runs.ok());
+    ASSERT_EQ(runs->size(), 1u);
+    EXPECT_EQ((*runs)[0].status, "running");
+    EXPECT_EQ((*runs)[0].results_first_row, 0u);
+  }
+  const std::vector<TaskResult> rest = {make_result(1, 1, true, TaskStatus::kPassed, 2, rng),
+                                        make_result(2, 0, true, TaskStatus::kPassed, 2, rng),
+                                        make_result(3, 0, true, TaskStatus::kPassed, 2, rng)};
+  ASSERT_TRUE(store->append(rest).ok());
+  RunInfo end = make_run("r1", 4, 100);
+  end.status = "completed";
+  end.ended_unix = 300;
+  ASSERT_TRUE(store->end_run(end).ok());
+  ASSERT_TRUE(store->begin_run(make_run("r2", 4, 400), tasks).ok());
+  // r1 is no longer the newest run: its rows could not stay contiguous.
+  const auto old = store->resume_run(make_run("r1", 4, 100), tasks);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().code, ErrorCode::kInput);
+  EXPECT_NE(old.error().message.find("other runs"), std::string::npos);
+  ASSERT_TRUE(store->close().ok());
+
+  auto reader = open_reader(path);
+  auto runs = reader.runs();
+  ASSERT_TRUE(runs.ok());
+  EXPECT_EQ((*runs)[0].status, "completed");
+  EXPECT_EQ((*runs)[0].ended_unix, 300);
+  auto rows = reader.results("r1");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 5u);
+  std::vector<std::uint32_t> finals;
+  for (const auto& r : *rows)
+    if (r.final) finals.push_back(r.task_index);
+  EXPECT_EQ(finals, (std::vector<std::uint32_t>{0, 1, 2, 3}));
+  EXPECT_EQ((*rows)[0].samples_count, 3u);  // the first process's rows are unchanged
+}
+
 TEST_F(StoreTest, RefusesBadCallsWithoutRecordingAnything) {
   const std::string path = file("trends.h5");
   const auto tasks = make_tasks(3);

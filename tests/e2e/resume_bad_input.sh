@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `run --resume RUN_DIR` refuses what it cannot resume (exit 2, naming the folder or the differing
+# task) and does nothing for a run that already finished (exit 0, nothing written).
+source "$(dirname "$0")/lib.bash"
+expect_exit() {  # CODE PATTERN -- command...
+  local code=$1 pattern=$2; shift 3
+  set +e
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  set -e
+  [ "$rc" = "$code" ] || fail "$*: exit $rc, expected $code; stdout: $(cat out.txt) stderr: $(cat err.txt)"
+  cat out.txt err.txt | grep -Eq -- "$pattern" || fail "$*: output does not match /$pattern/: $(cat out.txt err.txt)"
+  if grep -Eq "Segmentation|Aborted|terminate called|internal error" err.txt; then fail "$*: crashed: $(cat err.txt)"; fi
+}
+cat > a.yaml <<'YAML'
+name: resume-a
+defaults: {repeats: 1, warmup: 0}
+tasks:
+  - kind: selftest.ok
+    count: 4
+YAML
+cat > b.yaml <<'YAML'
+name: resume-b
+defaults: {repeats: 1, warmup: 0}
+tasks:
+  - kind: selftest.ok
+    count: 4
+  - kind: selftest.sleep
+    params: {ms: 10}
+YAML
+
+expect_exit 2 "/nonexistent-run-dir" -- "$IPFSA_BIN" launch -n 2 -- a.yaml --resume /nonexistent-run-dir
+mkdir notarun
+expect_exit 2 "notarun.*not a run folder" -- "$IPFSA_BIN" launch -n 2 -- a.yaml --resume notarun
+
+"$IPFSA_BIN" launch -n 2 -- a.yaml --out done --store trends.h5 > run.log 2> run.err || fail "first run failed: $(cat run.err)"
+[ -f done/run.json ] || fail "no run.json"
+sum_before=$(md5sum trends.h5 done/summary.json done/results.csv)
+
+# A different campaign: the message names the folder and the first task that differs.
+expect_exit 2 "--resume done: .*task 4.*selftest.sleep" -- "$IPFSA_BIN" launch -n 2 -- b.yaml --resume done
+echo "different campaign: $(cat err.txt)"
+# The finished run: nothing to do, nothing written.
+expect_exit 0 "nothing left to do" -- "$IPFSA_BIN" launch -n 2 -- a.yaml --resume done
+echo "finished run: $(cat out.txt)"
+expect_eq "$(md5sum trends.h5 done/summary.json done/results.csv)" "$sum_before" "files after resuming a finished run"
+echo "PASS"
