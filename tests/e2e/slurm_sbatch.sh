@@ -3,9 +3,9 @@
 # started by scripts/slurm/start-local-slurm.sh in a temporary folder and always stopped):
 #  1. `sbatch --wait -n 3` of a small campaign (4 selftest.ok + 2 tiny models): the job COMPLETED
 #     with exit 0, summary.json says all 6 passed, the store reads in h5py with 6 final results.
-#  2. `scontrol requeue` of a running job: the run is stopped (SIGTERM), Slurm starts the script
-#     again (Restarts=1) and the campaign runs again from the start into attempt-1 (no --resume
-#     yet: issue 5 item 5), which completes; the interrupted run is `aborted` in the store.
+#  2. `scontrol requeue` of a running job once some results are stored: the run is stopped
+#     (SIGTERM), Slurm starts the script again (Restarts=1) and it resumes the run in attempt-0
+#     (`run --resume`): the stored results are kept, the rest run, the run ends `completed`.
 #  3. The pre-walltime signal (USR1 to the batch shell, here sent with scancel --batch): the run is
 #     stopped, logged, and the job fails with exit code 143.
 # Skips (77) when the Slurm/munge daemons are not installed or when not root (the daemons run as
@@ -99,11 +99,30 @@ tasks:
     params: {ms: 1000}
 YAML
 
-# 2. scontrol requeue of a running job: a fresh run in attempt-1.
+# 2. scontrol requeue of a running job once some results are stored: the script starts again and
+#    resumes the run in attempt-0 (run --resume): the stored results are kept, the rest run.
+# finals STORE -> final result rows in the store (all runs), read with SWMR while it is written.
+finals() {
+  "$PY" - "$1" <<'PY' 2>/dev/null || echo 0
+import sys, h5py
+with h5py.File(sys.argv[1], "r", libver="latest", swmr=True) as f:
+    r = f["results"]
+    r.refresh()
+    print(int((r["final"][()] == 1).sum()))
+PY
+}
 t1=$SECONDS
 job=$(IPFSA_CAMPAIGN=$WORK/slow.yaml "${SB[@]}" -o "$WORK/job-%j.out" "$slurm_scripts/nightly.sbatch")
 job=${job%%;*}
 wait_log "$job" "worker rank 2 joined" 30
+n=0
+for _ in $(seq 1 150); do  # the first job's 6 rows + at least 2 of this run's
+  n=$(finals trends.h5)
+  [ "$n" -ge 8 ] && break
+  sleep 0.2
+done
+[ "$n" -ge 8 ] || fail "job $job: fewer than 2 results stored before the requeue (saw $((n - 6)))"
+[ "$n" -lt 12 ] || fail "job $job finished before it could be requeued"
 scontrol requeue "$job" || fail "scontrol requeue $job"
 wait_state "$job" '^PENDING$' 30
 # Slurm holds a requeued batch job for about 2 minutes (Reason=BeginTime); release it now.
@@ -113,15 +132,20 @@ cat "job-$job.out"
 expect_eq "$(field "$job" JobState)" COMPLETED "requeued job $job state"
 expect_eq "$(field "$job" Restarts)" 1 "requeued job $job restarts"
 grep -q "got SIGTERM: stopping the run" "job-$job.out" || fail "the requeue's SIGTERM is not logged"
-grep -q "requeued (restart 1): starting the campaign again from the beginning" "job-$job.out" ||
-  fail "the restart is not logged"
-[ ! -f "runs/job-$job/attempt-0/summary.json" ] || fail "the interrupted attempt wrote a summary"
-out=runs/job-$job/attempt-1
-expect_eq "$(json "$out/summary.json" tasks_passed)" 6 "attempt-1 tasks_passed"
-h5check trends.h5 --expect-final 6 --run "$(json "$out/summary.json" run_id)"
-"$IPFSA_BIN" store show trends.h5 > show.txt
-grep -q "slurm-e2e-slow *aborted" show.txt || fail "the interrupted run is not 'aborted' in the store"
-echo "requeue: job $job ran again and COMPLETED in $((SECONDS - t1)) s"
+grep -q "requeued (restart 1): resuming the run in" "job-$job.out" || fail "the resume is not logged"
+out=runs/job-$job/attempt-0
+[ ! -d "runs/job-$job/attempt-1/" ] || [ ! -f "runs/job-$job/attempt-1/summary.json" ] ||
+  fail "the requeued job ran a fresh attempt instead of resuming"
+expect_eq "$(json "$out/summary.json" tasks_passed)" 6 "resumed run tasks_passed"
+kept=$(json "$out/summary.json" results_kept)
+[ "$kept" -ge 2 ] || fail "the resumed run kept $kept results, expected the >= 2 stored before the requeue"
+expect_eq "$(json "$out/summary.json" results_written)" $((6 - kept)) "results written by the resumed run"
+h5check trends.h5 --expect-final 6 --run "$(json "$out/summary.json" run_id)" > h5.json
+cat h5.json
+# Two runs in the store (the first job's and this one, resumed rather than run again), completed.
+expect_eq "$(json h5.json runs)" 2 "runs in the store"
+expect_eq "$(json h5.json run_status)" completed "the resumed run's status"
+echo "requeue: job $job resumed (kept $kept results) and COMPLETED in $((SECONDS - t1)) s"
 
 # 3. The pre-walltime signal: USR1 to the batch shell stops the run, exit 143.
 t1=$SECONDS
