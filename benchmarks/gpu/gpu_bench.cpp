@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
     }
   for (std::size_t i = 1; i < only_shape.size(); i += 2)
     if (only_shape[i] % group != 0) {
-      std::fprintf(stderr, "ipfsa_gpu_bench: --shape: k = %d is not a multiple of the group (%d)\n", only_shape[i], group);
+      std::fprintf(stderr, "ipfsa_gpu_bench: --shape: k = %d is not a multiple of the group (%d)\n",
+                   only_shape[i], group);
       return 2;
     }
   auto ctx = GpuContext::create(0);
@@ -143,21 +144,22 @@ int main(int argc, char** argv) {
         device = r->device;
         char line[512];
         std::snprintf(line, sizeof line,
-                      "| %d | %d x %d | %d | %s | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2g |", bits, s.m,
-                      s.k, batch, r->path.c_str(), r->us, r->weight_gbps, r->fraction_of_stream, r->cublas_fp16_us,
-                      r->ratio_vs_cublas_fp16, r->us_isolated, r->cublas_fp16_us_isolated, r->max_rel_error);
+                      "| %d | %d x %d | %d | %s | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2g |",
+                      bits, s.m, s.k, batch, r->path.c_str(), r->us, r->weight_gbps, r->fraction_of_stream,
+                      r->cublas_fp16_us, r->ratio_vs_cublas_fp16, r->us_isolated, r->cublas_fp16_us_isolated,
+                      r->max_rel_error);
         lines.push_back(line);
         std::fprintf(stderr, "%s\n", line);
         if (json)
           std::fprintf(
               json,
               "{\"device\":\"%s\",\"bits\":%d,\"group\":%d,\"m\":%d,\"k\":%d,\"batch\":%d,\"path\":\"%s\","
-              "\"us\":%.4f,\"us_isolated\":%.4f,\"cublas_fp16_us_isolated\":%.4f,\"weight_gbps\":%.2f,\"stream_gbps\":%.2f,\"fraction_of_stream\":%.4f,"
+              "\"us\":%.4f,\"us_isolated\":%.4f,\"cublas_fp16_us_isolated\":%.4f,\"weight_gbps\":%.2f,"
+              "\"stream_gbps\":%.2f,\"fraction_of_stream\":%.4f,"
               "\"cublas_fp16_us\":%.4f,\"ratio_vs_cublas_fp16\":%.4f,\"max_rel_error\":%.3g,\"copies\":%d}\n",
               r->device.c_str(), bits, group, s.m, s.k, batch, r->path.c_str(), r->us, r->us_isolated,
-                       r->cublas_fp16_us_isolated, r->weight_gbps,
-              r->stream_gbps, r->fraction_of_stream, r->cublas_fp16_us, r->ratio_vs_cublas_fp16,
-              r->max_rel_error, r->copies);
+              r->cublas_fp16_us_isolated, r->weight_gbps, r->stream_gbps, r->fraction_of_stream,
+              r->cublas_fp16_us, r->ratio_vs_cublas_fp16, r->max_rel_error, r->copies);
       }
   if (json) std::fclose(json);
   std::printf(
@@ -165,7 +167,8 @@ int main(int argc, char** argv) {
       "products; 1 launch: median of %d single launches; streaming read %.0f GB/s (same run)\n\n",
       device.c_str(), group, runs, runs, *stream);
   std::printf(
-      "| bits | m x k | batch | path | us | weight GB/s | of stream | cuBLAS fp16 us | vs cuBLAS | us, 1 launch | "
+      "| bits | m x k | batch | path | us | weight GB/s | of stream | cuBLAS fp16 us | vs cuBLAS | us, 1 "
+      "launch | "
       "cuBLAS, 1 launch | max rel err |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& l : lines) std::printf("%s\n", l.c_str());
