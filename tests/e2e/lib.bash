@@ -13,3 +13,14 @@ json() { "$PY" -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]];
 expect_eq() { [ "$1" = "$2" ] || fail "$3: expected $2, got $1"; }
 mpirun_ipfsa() { mpirun --enable-recovery -np "$1" "$IPFSA_BIN" "${@:2}"; }
 h5check() { "$PY" "$IPFSA_SOURCE_DIR/tests/e2e/store_h5py_check.py" "$@"; }
+# store_finals STORE -> final result rows in the store (all runs), read with SWMR while a run is
+# writing it; 0 when it cannot be read yet.
+store_finals() {
+  "$PY" - "$1" <<'PY' 2>/dev/null || echo 0
+import sys, h5py
+with h5py.File(sys.argv[1], "r", libver="latest", swmr=True) as f:
+    r = f["results"]
+    r.refresh()
+    print(int((r["final"][()] == 1).sum()))
+PY
+}

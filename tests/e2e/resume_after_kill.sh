@@ -15,19 +15,9 @@ YAML
 OUT="$WORK/run-resume-$$"
 "$IPFSA_BIN" launch -n 3 -- campaign.yaml --out "$OUT" --store trends.h5 --prefetch 1 > run1.log 2> run1.err &
 job=$!
-# finals STORE -> number of final results of the (only) run, read with SWMR while it is written.
-finals() {
-  "$PY" - "$1" <<'PY' 2>/dev/null || echo 0
-import sys, h5py
-with h5py.File(sys.argv[1], "r", libver="latest", swmr=True) as f:
-    r = f["results"]
-    r.refresh()
-    print(int((r["final"][()] == 1).sum()))
-PY
-}
 n=0
 for _ in $(seq 1 600); do
-  [ -f trends.h5 ] && n=$(finals trends.h5)
+  [ -f trends.h5 ] && n=$(store_finals trends.h5)
   [ "$n" -ge 3 ] && break
   kill -0 "$job" 2>/dev/null || break
   sleep 0.1

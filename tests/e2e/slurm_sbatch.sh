@@ -101,23 +101,13 @@ YAML
 
 # 2. scontrol requeue of a running job once some results are stored: the script starts again and
 #    resumes the run in attempt-0 (run --resume): the stored results are kept, the rest run.
-# finals STORE -> final result rows in the store (all runs), read with SWMR while it is written.
-finals() {
-  "$PY" - "$1" <<'PY' 2>/dev/null || echo 0
-import sys, h5py
-with h5py.File(sys.argv[1], "r", libver="latest", swmr=True) as f:
-    r = f["results"]
-    r.refresh()
-    print(int((r["final"][()] == 1).sum()))
-PY
-}
 t1=$SECONDS
 job=$(IPFSA_CAMPAIGN=$WORK/slow.yaml "${SB[@]}" -o "$WORK/job-%j.out" "$slurm_scripts/nightly.sbatch")
 job=${job%%;*}
 wait_log "$job" "worker rank 2 joined" 30
 n=0
 for _ in $(seq 1 150); do  # the first job's 6 rows + at least 2 of this run's
-  n=$(finals trends.h5)
+  n=$(store_finals trends.h5)
   [ "$n" -ge 8 ] && break
   sleep 0.2
 done

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "../test_helpers.hpp"
 #include "engine/model/catalog.hpp"
 #include "engine/model/gpu.hpp"
 #include "engine/model/layers.hpp"
@@ -21,21 +22,10 @@
 namespace ipfsa::engine {
 namespace {
 
+using ::ipfsa::testing::metric;
+using ::ipfsa::testing::normal;
+
 using core::TaskStatus;
-
-std::vector<float> normal(std::size_t n, std::uint64_t seed, float sigma = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
-double metric(const core::TaskOutcome& o, const std::string& name) {
-  for (const auto& [k, v] : o.metrics)
-    if (k == name) return v;
-  return std::numeric_limits<double>::quiet_NaN();
-}
 
 // GPU 0 when this machine has one (and this build can use it); the reason otherwise.
 std::shared_ptr<GpuDevice> gpu0(std::string* why) {

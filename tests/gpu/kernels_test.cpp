@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "../test_helpers.hpp"
 #include "engine/fp16.hpp"
 #include "engine/quant.hpp"
 #include "gpu_test_util.hpp"
@@ -17,19 +18,13 @@
 namespace ipfsa::cuda {
 namespace {
 
+using ::ipfsa::testing::normal;
+
 using engine::QuantMatrix;
 using engine::QuantParams;
 using engine::QuantScheme;
 
 constexpr double kU = 1.0 / (1 << 24);  // fp32 unit roundoff
-
-std::vector<float> normal(std::size_t n, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
 
 QuantMatrix make_matrix(int rows, int cols, int bits, int group, QuantScheme scheme, std::uint64_t seed) {
   QuantParams p;

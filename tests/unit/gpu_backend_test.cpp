@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../test_helpers.hpp"
 #include "engine/kinds.hpp"
 #include "engine/model/gpu.hpp"
 #include "engine/model/layers.hpp"
@@ -22,15 +23,9 @@
 namespace ipfsa::engine {
 namespace {
 
-using core::TaskStatus;
+using ::ipfsa::testing::normal;
 
-std::vector<float> normal(std::size_t n, std::uint64_t seed, float sigma = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> d(0.0f, sigma);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
+using core::TaskStatus;
 
 core::TaskSpec cuda_task(std::string model, std::string precision = "int4") {
   core::TaskSpec t;

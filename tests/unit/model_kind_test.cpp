@@ -7,12 +7,15 @@
 #include <string>
 #include <vector>
 
+#include "../test_helpers.hpp"
 #include "engine/kinds.hpp"
 #include "engine/model/accuracy.hpp"
 #include "engine/model/catalog.hpp"
 
 namespace ipfsa::engine {
 namespace {
+
+using ::ipfsa::testing::metric;
 
 using core::TaskStatus;
 
@@ -35,12 +38,6 @@ core::TaskOutcome run(const core::TaskSpec& t) {
   const Kind* k = find_kind("model");
   EXPECT_NE(k, nullptr);
   return k ? k->run(t) : core::TaskOutcome{};
-}
-
-double metric(const core::TaskOutcome& o, const std::string& name) {
-  for (const auto& [k, v] : o.metrics)
-    if (k == name) return v;
-  return std::numeric_limits<double>::quiet_NaN();
 }
 
 ModelOutput output(std::vector<float> hidden, int hidden_size, std::vector<float> logits, int width) {
