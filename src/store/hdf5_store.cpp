@@ -258,6 +258,23 @@ const std::vector<Column>& metric_columns() {
   return cols;
 }
 
+// The columns of /results that say which attempt a row records (Hdf5Store::written_attempts):
+// reading through this projection converts three columns instead of the whole row.
+struct AttemptRow {
+  char run_id[width::kRunId];
+  std::uint32_t task_index;
+  std::uint32_t attempt;
+};
+
+const std::vector<Column>& attempt_columns() {
+  static const std::vector<Column> cols = {
+      IPFSA_COL(AttemptRow, run_id, kStr),
+      IPFSA_COL(AttemptRow, task_index, kU32),
+      IPFSA_COL(AttemptRow, attempt, kU32),
+  };
+  return cols;
+}
+
 #undef IPFSA_COL
 
 struct TableDef {
@@ -769,6 +786,7 @@ struct Hdf5Store::Impl {
   Handle file;
   Table runs, results, samples, metrics;
   Handle run_mem, result_mem, metric_mem;             // in-memory row types
+  Handle attempt_mem;                                 // in-memory projection of /results
   std::unordered_map<std::string, hsize_t> run_rows;  // run id -> row in /runs
 
   bool closed = false;
@@ -892,7 +910,8 @@ struct Hdf5Store::Impl {
     run_mem = compound_type(run_columns(), sizeof(RunRow), false);
     result_mem = compound_type(result_columns(), sizeof(ResultRow), false);
     metric_mem = compound_type(metric_columns(), sizeof(MetricRow), false);
-    if (!run_mem.valid() || !result_mem.valid() || !metric_mem.valid())
+    attempt_mem = compound_type(attempt_columns(), sizeof(AttemptRow), false);
+    if (!run_mem.valid() || !result_mem.valid() || !metric_mem.valid() || !attempt_mem.valid())
       return infra("building the row types");
 
     const std::pair<Table*, const char*> tables[] = {{&runs, kRunsTable.name},
@@ -1127,6 +1146,40 @@ Result<void> Hdf5Store::close() {
 
 std::size_t Hdf5Store::pending_rows() const {
   return impl_->pending_results.size();
+}
+
+std::uint64_t Hdf5Store::result_rows() const {
+  return impl_->results.rows + impl_->pending_results.size();
+}
+
+Result<std::vector<std::pair<std::uint32_t, std::uint32_t>>> Hdf5Store::written_attempts(
+    std::uint64_t from_row) const {
+  const Impl& m = *impl_;
+  if (auto open = m.check_open(); !open) return open.error();
+  if (!m.in_run)
+    return input_error(path_ + ": written_attempts: no run in progress (begin_run or resume_run first)");
+  // A row never completed by a killed writer reads with an empty run id, which never matches.
+  auto of_run = [&](const char(&run_id)[width::kRunId]) {
+    return std::string_view(run_id, strnlen(run_id, width::kRunId)) == m.run_id;
+  };
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> out;
+  constexpr hsize_t kBatch = 4096;  // rows per read; bounds the transient buffer (~300 KiB)
+  std::vector<AttemptRow> buf;
+  for (hsize_t start = from_row; start < m.results.rows; start += kBatch) {
+    const hsize_t count = std::min(kBatch, m.results.rows - start);
+    buf.resize(count);
+    if (read_rows(m.results.ds.get(), m.attempt_mem.get(), start, count, buf.data()) < 0)
+      return m.infra("reading /results");
+    for (const AttemptRow& r : buf)
+      if (of_run(r.run_id)) out.emplace_back(r.task_index, r.attempt);
+  }
+  // Pending row i will be row results.rows + i.
+  const std::uint64_t skip = from_row > m.results.rows ? from_row - m.results.rows : 0;
+  for (std::size_t i = skip; i < m.pending_results.size(); ++i) {
+    const ResultRow& r = m.pending_results[i];
+    if (of_run(r.run_id)) out.emplace_back(r.task_index, r.attempt);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

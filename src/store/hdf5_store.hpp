@@ -108,6 +108,18 @@ class Hdf5Store final : public core::ResultSink {
   const std::string& path() const { return path_; }
   std::size_t pending_rows() const;  // results appended but not yet written
 
+  // Rows of /results in the file plus rows appended and not yet written: the index the next
+  // appended row will get. A new leader of the HA quorum records it at setup to know which rows
+  // belong to this job.
+  std::uint64_t result_rows() const;
+  // (task_index, attempt) of every row of the current run at /results index >= from_row: rows in
+  // the file (complete ones only: rows never completed by a killed writer have an empty run id and
+  // are skipped, and rows of another run id are skipped) followed by rows appended and not yet
+  // written, in row order. Used by a coordinator that takes over as leader so it writes each result
+  // exactly once. Reads the file in batches of 4096 rows, only the three columns it needs.
+  // Errors: kInput when no run is current; kInfra on a read failure or a closed store.
+  Result<std::vector<std::pair<std::uint32_t, std::uint32_t>>> written_attempts(std::uint64_t from_row) const;
+
  private:
   struct Impl;
   explicit Hdf5Store(std::unique_ptr<Impl> impl, std::string path);

@@ -515,6 +515,132 @@ TEST_F(StoreTest, ResumeRunAppendsToTheRunLeftByAKilledWriter) {
   EXPECT_EQ((*rows)[0].samples_count, 3u);  // the first process's rows are unchanged
 }
 
+using Attempts = std::vector<std::pair<std::uint32_t, std::uint32_t>>;  // (task_index, attempt)
+
+// result_rows() is the index the next appended row gets: rows in the file plus rows pending.
+TEST_F(StoreTest, ResultRowsCountsFlushedAndPendingRows) {
+  const std::string path = file("trends.h5");
+  const auto tasks = make_tasks(4);
+  std::mt19937_64 rng(11);
+  {
+    auto store = open_store(path);
+    ASSERT_TRUE(store);
+    EXPECT_EQ(store->result_rows(), 0u);
+    ASSERT_TRUE(store->begin_run(make_run("r1", 4, 100), tasks).ok());
+    const std::vector<TaskResult> three = {make_result(0, 0, true, TaskStatus::kPassed, 2, rng),
+                                           make_result(1, 0, false, TaskStatus::kFailed, 0, rng),
+                                           make_result(2, 0, true, TaskStatus::kPassed, 1, rng)};
+    ASSERT_TRUE(store->append(three).ok());
+    EXPECT_EQ(store->pending_rows(), 3u);
+    EXPECT_EQ(store->result_rows(), 3u);
+    ASSERT_TRUE(store->flush().ok());
+    EXPECT_EQ(store->pending_rows(), 0u);
+    EXPECT_EQ(store->result_rows(), 3u);
+    const std::vector<TaskResult> two = {make_result(1, 1, true, TaskStatus::kPassed, 1, rng),
+                                         make_result(3, 0, true, TaskStatus::kPassed, 1, rng)};
+    ASSERT_TRUE(store->append(two).ok());
+    EXPECT_EQ(store->result_rows(), 5u);
+    RunInfo end = make_run("r1", 4, 100);
+    end.status = "completed";
+    ASSERT_TRUE(store->end_run(end).ok());
+    EXPECT_EQ(store->result_rows(), 5u);  // written by end_run, counted once
+    ASSERT_TRUE(store->close().ok());
+  }
+  auto store = open_store(path);  // a new writer counts the rows already in the file
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->result_rows(), 5u);
+  ASSERT_TRUE(store->begin_run(make_run("r2", 4, 200), tasks).ok());
+  const std::vector<TaskResult> one = {make_result(0, 0, true, TaskStatus::kPassed, 1, rng)};
+  ASSERT_TRUE(store->append(one).ok());
+  EXPECT_EQ(store->result_rows(), 6u);
+  ASSERT_TRUE(store->close().ok());
+  auto rows = open_reader(path).results("r2");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].row, 5u);  // the index result_rows() announced before the append
+}
+
+// written_attempts(from) lists the current run's rows at index >= from, flushed then pending, in
+// row order; rows of another run are skipped. More than one read batch (4096 rows) is flushed.
+TEST_F(StoreTest, WrittenAttemptsListsTheCurrentRunsRowsFromARow) {
+  const std::string path = file("trends.h5");
+  const auto tasks = make_tasks(4);
+  std::mt19937_64 rng(12);
+  auto store = open_store(path);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->begin_run(make_run("r1", 4, 100), tasks).ok());
+  const std::vector<TaskResult> old = {make_result(0, 0, true, TaskStatus::kPassed, 1, rng),
+                                       make_result(1, 0, true, TaskStatus::kPassed, 1, rng),
+                                       make_result(2, 0, true, TaskStatus::kPassed, 1, rng)};
+  ASSERT_TRUE(store->append(old).ok());
+  RunInfo end = make_run("r1", 4, 100);
+  end.status = "completed";
+  ASSERT_TRUE(store->end_run(end).ok());
+
+  ASSERT_TRUE(store->begin_run(make_run("r2", 4, 200), tasks).ok());
+  const std::uint64_t first = store->result_rows();
+  ASSERT_EQ(first, 3u);
+  constexpr std::uint32_t kFlushed = 4100;
+  Attempts want;
+  std::vector<TaskResult> rows;
+  for (std::uint32_t i = 0; i < kFlushed; ++i) {
+    rows.push_back(make_result(i % 4, i / 4, false, TaskStatus::kFailed, 0, rng));
+    want.emplace_back(i % 4, i / 4);
+  }
+  ASSERT_TRUE(store->append(rows).ok());
+  ASSERT_TRUE(store->flush().ok());
+  const std::vector<TaskResult> pending = {make_result(3, 5000, true, TaskStatus::kPassed, 1, rng),
+                                           make_result(2, 5001, true, TaskStatus::kPassed, 1, rng)};
+  ASSERT_TRUE(store->append(pending).ok());
+  want.emplace_back(3, 5000);
+  want.emplace_back(2, 5001);
+  ASSERT_EQ(store->pending_rows(), 2u);
+
+  auto all = store->written_attempts(first);
+  ASSERT_TRUE(all.ok()) << all.error().message;
+  EXPECT_EQ(*all, want);
+  auto from_zero = store->written_attempts(0);  // r1's rows are skipped
+  ASSERT_TRUE(from_zero.ok());
+  EXPECT_EQ(*from_zero, want);
+  auto from_middle = store->written_attempts(first + 4096);  // the second read batch on
+  ASSERT_TRUE(from_middle.ok());
+  EXPECT_EQ(*from_middle, Attempts(want.begin() + 4096, want.end()));
+  auto pending_only = store->written_attempts(first + kFlushed + 1);  // into the pending rows
+  ASSERT_TRUE(pending_only.ok());
+  EXPECT_EQ(*pending_only, (Attempts{{2, 5001}}));
+  auto past_end = store->written_attempts(first + kFlushed + 2);
+  ASSERT_TRUE(past_end.ok());
+  EXPECT_TRUE(past_end->empty());
+  auto far = store->written_attempts(1u << 30);
+  ASSERT_TRUE(far.ok());
+  EXPECT_TRUE(far->empty());
+  EXPECT_EQ(store->pending_rows(), 2u);  // it wrote nothing
+  ASSERT_TRUE(store->close().ok());
+}
+
+TEST_F(StoreTest, WrittenAttemptsWithoutACurrentRunIsAnInputError) {
+  const std::string path = file("trends.h5");
+  const auto tasks = make_tasks(2);
+  auto store = open_store(path);
+  ASSERT_TRUE(store);
+  auto none = store->written_attempts(0);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ErrorCode::kInput);
+  EXPECT_NE(none.error().message.find("no run in progress"), std::string::npos);
+  ASSERT_TRUE(store->begin_run(make_run("r1", 2, 100), tasks).ok());
+  ASSERT_TRUE(store->written_attempts(0).ok());
+  RunInfo end = make_run("r1", 2, 100);
+  end.status = "completed";
+  ASSERT_TRUE(store->end_run(end).ok());
+  auto ended = store->written_attempts(0);  // the run is no longer current
+  ASSERT_FALSE(ended.ok());
+  EXPECT_EQ(ended.error().code, ErrorCode::kInput);
+  ASSERT_TRUE(store->close().ok());
+  auto closed = store->written_attempts(0);
+  ASSERT_FALSE(closed.ok());
+  EXPECT_EQ(closed.error().code, ErrorCode::kInfra);
+}
+
 TEST_F(StoreTest, RefusesBadCallsWithoutRecordingAnything) {
   const std::string path = file("trends.h5");
   const auto tasks = make_tasks(3);
@@ -838,6 +964,97 @@ TEST_F(StoreTest, CrashedWriterLosesNothingFlushedAndIsRecovered) {
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   EXPECT_GE(f, 0);
   if (f >= 0) H5Fclose(f);
+}
+
+// A coordinator that takes over as leader after the writer was killed: through written_attempts
+// it sees exactly the rows that were flushed, not the ones the dead writer still buffered, and
+// not rows whose extent was set but whose data never reached the file.
+TEST_F(StoreTest, WrittenAttemptsAfterAKilledWriterAreTheFlushedRows) {
+  const std::string path = file("trends.h5");
+  const auto tasks = make_tasks(50);
+  {  // A first, complete run: its rows are not the resumed run's.
+    auto store = open_store(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->begin_run(make_run("before", 50, 1.0e9), tasks).ok());
+    std::mt19937_64 rng(1);
+    std::vector<TaskResult> rows;
+    for (std::uint32_t t = 0; t < 5; ++t)
+      rows.push_back(make_result(t, 0, true, TaskStatus::kPassed, 1, rng));
+    ASSERT_TRUE(store->append(rows).ok());
+    RunInfo done = make_run("before", 50, 1.0e9);
+    done.status = "completed";
+    ASSERT_TRUE(store->end_run(done).ok());
+  }
+  // The child flushes 40 rows in 2 batches, appends 7 more without flushing, and is killed.
+  const int status = in_child([&] {
+    auto store = Hdf5Store::open_for_write(path);
+    if (!store) _exit(10);
+    if (!(*store)->begin_run(make_run("killed", 50, 1.1e9), tasks)) _exit(11);
+    std::mt19937_64 rng(2);
+    for (std::uint32_t b = 0; b < 3; ++b) {
+      std::vector<TaskResult> rows;
+      for (std::uint32_t k = 0; k < (b < 2 ? 20u : 7u); ++k)
+        rows.push_back(make_result(b * 20 + k, b, k % 2 == 0, TaskStatus::kPassed, 2, rng, true));
+      if (!(*store)->append(rows)) _exit(12);
+      if (b < 2 && !(*store)->flush()) _exit(13);
+    }
+    raise(SIGKILL);
+  });
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
+  ASSERT_EQ(WTERMSIG(status), SIGKILL);
+  Attempts want;
+  for (std::uint32_t b = 0; b < 2; ++b)
+    for (std::uint32_t k = 0; k < 20; ++k) want.emplace_back(b * 20 + k, b);
+
+  {  // Recover the file, then add 3 rows as a writer killed between H5Dset_extent and H5Dwrite
+     // leaves them: in the file, all zero (empty run id).
+    auto store = open_store(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->close().ok());
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    hid_t ds = H5Dopen2(f, "results", H5P_DEFAULT);
+    ASSERT_GE(ds, 0);
+    const hsize_t extent = 5 + 40 + 3;
+    EXPECT_GE(H5Dset_extent(ds, &extent), 0);
+    H5Dclose(ds);
+    H5Fclose(f);
+  }
+  auto store = open_store(path);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->resume_run(make_run("killed", 50, 1.1e9), tasks).ok());
+  EXPECT_EQ(store->result_rows(), 48u);
+  auto runs = open_reader(path).runs();
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 2u);
+  const std::uint64_t first = (*runs)[1].results_first_row;
+  EXPECT_EQ(first, 5u);
+  auto seen = store->written_attempts(first);
+  ASSERT_TRUE(seen.ok()) << seen.error().message;
+  EXPECT_EQ(*seen, want);
+  auto from_zero = store->written_attempts(0);
+  ASSERT_TRUE(from_zero.ok());
+  EXPECT_EQ(*from_zero, want);
+
+  // The new leader writes the lost attempts once; they are listed after the recovered rows.
+  std::mt19937_64 rng(3);
+  std::vector<TaskResult> redo;
+  for (std::uint32_t k = 0; k < 7; ++k) {
+    redo.push_back(make_result(40 + k, 2, true, TaskStatus::kPassed, 1, rng));
+    want.emplace_back(40 + k, 2);
+  }
+  const std::uint64_t next = store->result_rows();
+  ASSERT_TRUE(store->append(redo).ok());
+  auto after = store->written_attempts(first);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, want);
+  auto only_new = store->written_attempts(next);
+  ASSERT_TRUE(only_new.ok());
+  EXPECT_EQ(*only_new, Attempts(want.end() - 7, want.end()));
+  ASSERT_TRUE(store->close().ok());
+  auto rows = open_reader(path).results("killed");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->size(), 47u);
 }
 
 TEST_F(StoreTest, SecondWriterIsRefusedWhileTheFirstIsOpen) {
