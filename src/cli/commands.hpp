@@ -15,7 +15,8 @@ struct RunOptions {
   int coordinators = 1;
   std::uint32_t prefetch = 2;
   mpi::Timing timing;
-  std::string status_file;  // rank 0 writes its exit code here (see launch.hpp)
+  mpi::Chaos chaos;
+  std::string status_file;  // the rank that ends the run writes its exit code here (see launch.hpp)
   std::string resume;       // run folder of an earlier, interrupted run to continue
 };
 

@@ -16,6 +16,7 @@
 #include "cli/models_command.hpp"
 #include "cli/models_run_command.hpp"
 #include "cli/quantize_command.hpp"
+#include "core/chaos.hpp"
 #include "core/version.hpp"
 #include "exec/executor.hpp"
 
@@ -74,8 +75,9 @@ int main(int argc, char** argv) {
                       "HDF5 trend store (default: the campaign's `store`, else results/trends.h5)");
   run_cmd
       ->add_option("--coordinators", run.coordinators,
-                   "Coordinator ranks 0..N-1 (1; 3 and 5 arrive with the HA quorum)")
-      ->check(CLI::PositiveNumber);
+                   "Coordinator ranks 0..N-1 forming the HA quorum (1, 3 or 5; N=3 survives one dead "
+                   "coordinator, N=5 two)")
+      ->check(CLI::IsMember({1, 3, 5}));
   run_cmd->add_option("--prefetch", run.prefetch, "Tasks queued ahead on each worker")
       ->check(CLI::Range(1, 4096));
   run_cmd->add_option("--heartbeat-ms", run.timing.heartbeat_ms, "Heartbeat interval")
@@ -100,7 +102,28 @@ int main(int argc, char** argv) {
                    "Time MPI_Finalize may take before a rank exits without it")
       ->check(CLI::Range(100, 3600000));
 
-  run_cmd->add_option("--status-file", run.status_file, "Rank 0 writes the run's exit code to this file");
+  run_cmd
+      ->add_option("--election-timeout-ms", run.timing.election_timeout_ms,
+                   "A coordinator that hears no leader for a random time in [T, 2T) starts an election")
+      ->check(CLI::Range(20, 600000));
+  run_cmd
+      ->add_option("--raft-heartbeat-ms", run.timing.raft_heartbeat_ms,
+                   "Leader heartbeat to the other coordinators (below the election timeout)")
+      ->check(CLI::Range(5, 60000));
+  run_cmd
+      ->add_option(
+          "--quorum-timeout-ms", run.timing.quorum_timeout_ms,
+          "A coordinator with no leader for this long stops the run (exit 3; continue with --resume)")
+      ->check(CLI::Range(100, 3600000));
+  std::vector<std::string> chaos;
+  run_cmd
+      ->add_option("--chaos", chaos,
+                   "Fault injection (repeatable): kill-leader-after=N (the leader SIGKILLs itself when the "
+                   "Nth result is committed) or kill-rank=R@N (rank R SIGKILLs itself once N results are "
+                   "committed)")
+      ->type_name("SPEC");
+  run_cmd->add_option("--status-file", run.status_file,
+                      "The rank that ends the run writes its exit code to this file");
 
   ipfsa::cli::LaunchOptions launch;
   auto* launch_cmd = app.add_subcommand(
@@ -259,6 +282,15 @@ int main(int argc, char** argv) {
 
   try {
     if (run_cmd->parsed()) {
+      auto parsed_chaos = ipfsa::core::parse_chaos(chaos);
+      if (!parsed_chaos) {
+        if (rank == 0) {
+          std::cerr << "ipfs-accelerate: " << parsed_chaos.error().message << "\n";
+          write_status_file_from_argv(argc, argv, 2);
+        }
+        return 2;
+      }
+      run.chaos = std::move(*parsed_chaos);
       setup_logging(log_level, rank);
       return ipfsa::cli::run_command(run);
     }

@@ -1,5 +1,7 @@
-// `run`: every rank enters here. Rank 0 loads the campaign, opens the store and coordinates;
-// the other ranks are workers. MPI_Init and MPI_Finalize are the only collectives, at the ends.
+// `run`: every rank enters here. Ranks 0..N-1 (`--coordinators N`) form the coordinator quorum:
+// rank 0 loads the campaign and prepares the run, the elected leader schedules it and writes the
+// store; the other ranks are workers. MPI_Init and MPI_Finalize are the only collectives, at the
+// ends (docs/design.md §HA quorum).
 #include <mpi.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -171,84 +173,84 @@ class RemapSink final : public core::ResultSink {
   std::span<const std::uint32_t> original_;
 };
 
-int coordinate(core::Transport& t, const RunOptions& o) {
-  auto campaign = o.campaign.empty() ? config::load_default_campaign(load_context())
-                                     : config::load_campaign_file(o.campaign, load_context());
-  if (!campaign) return fail(t, campaign.error());
-  if (t.size() < 2)
-    return fail(t,
-                input_error("run needs at least 2 MPI ranks (1 coordinator + workers), got " +
-                            std::to_string(t.size()) + "; start it with: mpirun -np 4 ipfs-accelerate run"));
+void write_status(const RunOptions& o, int code) {
+  if (!o.status_file.empty()) std::ofstream(o.status_file) << code << "\n";
+}
+
+// What rank 0 decides at start-up (Setup message) plus the task list every coordinator derives
+// from it: the same on every coordinator, so their scheduler replicas agree.
+struct Prepared {
+  mpi::SetupMsg setup;
+  core::ResumePlan plan;  // the tasks to run (renumbered) and their campaign indices
+};
+
+// Rank 0: load the campaign, begin (or reopen, with --resume) the run in the store, write
+// run.json, then close the store: the leader of the quorum opens it (RunStore). Errors are
+// reported here and returned; the caller tells the other ranks.
+Result<Prepared> prepare_run(core::Transport& t, const RunOptions& o, const core::Campaign& campaign) {
+  if (t.size() < o.coordinators + 1)
+    return input_error("run needs at least " + std::to_string(o.coordinators + 1) + " MPI ranks (" +
+                       std::to_string(o.coordinators) + " coordinator" + (o.coordinators > 1 ? "s" : "") +
+                       " + workers), got " + std::to_string(t.size()) + "; start it with: mpirun -np " +
+                       std::to_string(o.coordinators + 3) + " ipfs-accelerate run");
 
   const bool resuming = !o.resume.empty();
-  std::string run_id, out_dir, store_path;
+  Prepared p;
+  auto& s = p.setup;
+  std::string run_id;
+  double started_unix = unix_s();
+  std::vector<std::uint32_t> final_indices;
   // Resume (docs/design.md §Resume): the run folder's run.json names the run and its store; the
   // store holds the final results already recorded. Only the tasks without one are run.
-  core::ResumePlan plan;
-  std::vector<core::TaskResult> kept;
-  double started_unix = unix_s();
   if (resuming) {
     auto rec = read_run_record(o.resume);
-    if (!rec) return fail(t, rec.error());
-    if (auto diff = core::first_task_difference(rec->task_ids, campaign->tasks))
-      return fail(t, input_error("--resume " + o.resume + ": the campaign '" + campaign->source +
-                                 "' is not the one of run " + rec->run_id + ": " + *diff));
+    if (!rec) return rec.error();
+    if (auto diff = core::first_task_difference(rec->task_ids, campaign.tasks))
+      return input_error("--resume " + o.resume + ": the campaign '" + campaign.source +
+                         "' is not the one of run " + rec->run_id + ": " + *diff);
     run_id = rec->run_id;
-    out_dir = o.resume;
-    store_path = o.store.empty() ? rec->store : o.store;
-    std::vector<std::uint32_t> final_indices;
-    {
-      // Read before the writer opens the file (HDF5 cannot reopen a read-only file for writing).
-      auto reader = store::Hdf5Reader::open(store_path);
-      if (!reader)
-        return fail(t, input_error("--resume " + o.resume + ": store of run " + run_id + ": " +
-                                   reader.error().message));
-      auto runs = reader->runs();
-      if (!runs) return fail(t, runs.error());
-      auto run = std::find_if(runs->begin(), runs->end(), [&](const auto& r) { return r.run_id == run_id; });
-      if (run == runs->end())
-        return fail(t, input_error("--resume " + o.resume + ": run " + run_id + " is not in the store " +
-                                   store_path));
-      started_unix = run->started_unix;
-      auto results = reader->results(run_id, true);
-      if (!results) return fail(t, results.error());
-      std::vector<bool> seen(campaign->tasks.size(), false);
-      for (auto& r : *results) {
-        if (!r.final || r.task_index >= campaign->tasks.size() || seen[r.task_index]) continue;
-        if (r.task_id != campaign->tasks[r.task_index].id) continue;  // not this campaign's task
-        seen[r.task_index] = true;
-        final_indices.push_back(r.task_index);
-        kept.push_back(to_task_result(std::move(r)));
-      }
+    s.out_dir = o.resume;
+    s.store_path = o.store.empty() ? rec->store : o.store;
+    // Read before the writer opens the file (HDF5 cannot reopen a read-only file for writing).
+    auto reader = store::Hdf5Reader::open(s.store_path);
+    if (!reader)
+      return input_error("--resume " + o.resume + ": store of run " + run_id + ": " + reader.error().message);
+    auto runs = reader->runs();
+    if (!runs) return runs.error();
+    auto run = std::find_if(runs->begin(), runs->end(), [&](const auto& r) { return r.run_id == run_id; });
+    if (run == runs->end())
+      return input_error("--resume " + o.resume + ": run " + run_id + " is not in the store " + s.store_path);
+    started_unix = run->started_unix;
+    auto results = reader->results(run_id, true);
+    if (!results) return results.error();
+    std::vector<bool> seen(campaign.tasks.size(), false);
+    for (auto& r : *results) {
+      if (!r.final || r.task_index >= campaign.tasks.size() || seen[r.task_index]) continue;
+      if (r.task_id != campaign.tasks[r.task_index].id) continue;  // not this campaign's task
+      seen[r.task_index] = true;
+      final_indices.push_back(r.task_index);
+      s.kept.push_back(to_task_result(std::move(r)));
     }
-    plan = core::plan_resume(campaign->tasks, final_indices);
-    if (plan.tasks.empty()) {
-      std::cout << "run " << run_id << ": all " << campaign->tasks.size()
-                << " tasks already have a final result; nothing left to do (nothing written)\n";
-      std::cout << "results: " << out_dir << std::endl;
-      abort_workers(t, "nothing left to do");
-      return 0;
-    }
-    spdlog::info("resuming run {} from {}: {} of {} tasks have a final result and are kept; {} to run",
-                 run_id, out_dir, plan.kept, campaign->tasks.size(), plan.tasks.size());
   } else {
     run_id = make_run_id();
-    out_dir = o.out_dir.empty() ? "results/runs/" + run_id : o.out_dir;
-    store_path = !o.store.empty()           ? o.store
-                 : !campaign->store.empty() ? campaign->store
-                                            : "results/trends.h5";
+    s.out_dir = o.out_dir.empty() ? "results/runs/" + run_id : o.out_dir;
+    s.store_path = !o.store.empty()          ? o.store
+                   : !campaign.store.empty() ? campaign.store
+                                             : "results/trends.h5";
   }
+  p.plan = core::plan_resume(campaign.tasks, final_indices);
+  if (resuming && p.plan.tasks.empty()) return p;  // nothing left to do: the caller says so
+
   std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) return fail(t, infra_error("cannot create output folder " + out_dir + ": " + ec.message()));
+  fs::create_directories(s.out_dir, ec);
+  if (ec) return infra_error("cannot create output folder " + s.out_dir + ": " + ec.message());
 
-  auto store = store::Hdf5Store::open_for_write(store_path);
-  if (!store) return fail(t, store.error());
-
-  core::RunInfo info;
+  auto store = store::Hdf5Store::open_for_write(s.store_path);
+  if (!store) return store.error();
+  core::RunInfo& info = s.info;
   info.run_id = run_id;
-  info.campaign = campaign->name;
-  info.campaign_source = campaign->source;
+  info.campaign = campaign.name;
+  info.campaign_source = campaign.source;
   info.version = kVersion;
   info.git_commit = kGitCommit;
   info.hosts = sys::host_name();
@@ -256,45 +258,117 @@ int coordinate(core::Transport& t, const RunOptions& o) {
   info.ranks = static_cast<std::uint32_t>(t.size());
   info.coordinators = static_cast<std::uint32_t>(o.coordinators);
   info.workers = static_cast<std::uint32_t>(t.size() - o.coordinators);
-  info.tasks_total = static_cast<std::uint32_t>(campaign->tasks.size());
+  info.tasks_total = static_cast<std::uint32_t>(campaign.tasks.size());
   if (resuming) {
-    if (auto resumed = (*store)->resume_run(info, campaign->tasks); !resumed) return fail(t, resumed.error());
+    if (auto resumed = (*store)->resume_run(info, campaign.tasks); !resumed) return resumed.error();
+    spdlog::info("resuming run {} from {}: {} of {} tasks have a final result and are kept; {} to run",
+                 run_id, s.out_dir, p.plan.kept, campaign.tasks.size(), p.plan.tasks.size());
   } else {
-    if (auto begun = (*store)->begin_run(info, campaign->tasks); !begun) return fail(t, begun.error());
-    if (auto recorded = write_run_record(out_dir, info, store_path, campaign->tasks); !recorded) {
+    if (auto begun = (*store)->begin_run(info, campaign.tasks); !begun) return begun.error();
+    if (auto recorded = write_run_record(s.out_dir, info, s.store_path, campaign.tasks); !recorded) {
       info.status = "aborted";
       (void)(*store)->end_run(info);
-      return fail(t, recorded.error());
+      return recorded.error();
+    }
+  }
+  s.job_first_row = (*store)->result_rows();
+  if (auto closed = (*store)->close(); !closed) return closed.error();
+  return p;
+}
+
+// Coordinators 1..N-1: the Setup rank 0 sends once it has prepared the run (bounded wait).
+Result<Prepared> receive_setup(core::Transport& t, const RunOptions& o, const core::Campaign& campaign,
+                               bool* told_to_stop) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(o.timing.startup_timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto m = t.receive(10);
+    if (!m || m->from != 0) continue;  // peers' Raft messages before the run is set up: dropped
+    if (m->type == mpi::tag(mpi::MsgType::kShutdown)) {
+      *told_to_stop = true;
+      return infra_error("rank 0 could not start the run");
+    }
+    if (m->type != mpi::tag(mpi::MsgType::kSetup)) continue;
+    auto setup = wire::decode<mpi::SetupMsg>(m->body);
+    if (!setup)
+      return infra_error("rank " + std::to_string(t.rank()) +
+                         ": bad Setup from rank 0: " + setup.error().message);
+    Prepared p;
+    p.setup = std::move(*setup);
+    std::vector<std::uint32_t> kept;
+    for (const auto& r : p.setup.kept) kept.push_back(r.task);
+    p.plan = core::plan_resume(campaign.tasks, kept);
+    return p;
+  }
+  return infra_error("rank " + std::to_string(t.rank()) + ": no Setup from rank 0 within " +
+                     std::to_string(o.timing.startup_timeout_ms) + " ms");
+}
+
+// The leader's store (mpi::LeaderStore): opened on taking over with the run current again;
+// appends go through a RemapSink so the store only sees campaign indices.
+class RunStore final : public mpi::LeaderStore {
+ public:
+  RunStore(const Prepared& p, std::span<const core::TaskSpec> campaign_tasks)
+      : p_(p), campaign_tasks_(campaign_tasks), to_plan_(campaign_tasks.size(), kNoTask) {
+    for (std::uint32_t i = 0; i < p.plan.original.size(); ++i) to_plan_[p.plan.original[i]] = i;
+  }
+
+  Result<core::ResultSink*> open(std::vector<std::pair<std::uint32_t, std::uint32_t>>* written) override {
+    close();
+    auto store = store::Hdf5Store::open_for_write(p_.setup.store_path);
+    if (!store) return store.error();
+    if (auto resumed = (*store)->resume_run(p_.setup.info, campaign_tasks_); !resumed) return resumed.error();
+    auto rows = (*store)->written_attempts(p_.setup.job_first_row);
+    if (!rows) return rows.error();
+    written->clear();
+    for (const auto& [task, attempt] : *rows)
+      if (task < to_plan_.size() && to_plan_[task] != kNoTask) written->emplace_back(to_plan_[task], attempt);
+    store_ = std::move(*store);
+    remap_ = std::make_unique<RemapSink>(*store_, p_.plan.original);
+    return remap_.get();
+  }
+
+  void close() override {
+    remap_.reset();
+    if (store_) {
+      if (auto closed = store_->close(); !closed) spdlog::warn("{}", closed.error().message);
+      store_.reset();
     }
   }
 
-  spdlog::info("run {}: campaign '{}' ({}), {} tasks on {} workers; store {}", run_id, campaign->name,
-               campaign->source, campaign->tasks.size(), info.workers, store_path);
+  store::Hdf5Store* store() { return store_.get(); }
 
-  mpi::CoordinatorConfig cfg;
-  cfg.timing = o.timing;
-  cfg.prefetch = o.prefetch;
-  RemapSink remap(**store, plan.original);
-  auto rep = resuming ? mpi::run_coordinator(t, plan.tasks, remap, cfg)
-                      : mpi::run_coordinator(t, campaign->tasks, **store, cfg);
-  if (resuming) {
-    // Back to campaign indices, and the kept results counted as this run's.
-    for (auto& r : rep.finals) r.task = plan.original[r.task];
-    auto& c = rep.counts;
-    c.total = static_cast<std::uint32_t>(campaign->tasks.size());
-    for (const auto& r : kept) {
-      ++c.finished;
-      ++c.by_status[static_cast<int>(r.outcome.status)];
-      if (r.attempt > 0) ++c.retried;
-      if (r.flaky) ++c.flaky;
-    }
-    rep.finals.insert(rep.finals.begin(), kept.begin(), kept.end());
+ private:
+  static constexpr std::uint32_t kNoTask = ~0u;
+  const Prepared& p_;
+  std::span<const core::TaskSpec> campaign_tasks_;
+  std::vector<std::uint32_t> to_plan_;  // campaign index -> plan index
+  std::unique_ptr<store::Hdf5Store> store_;
+  std::unique_ptr<RemapSink> remap_;
+};
+
+// The final leader's outputs: the run's end in the store, summary.json, results.csv, the status
+// file and the one-line report. Returns the run's exit code.
+int write_outputs(const RunOptions& o, const Prepared& p, const core::Campaign& campaign, RunStore& store,
+                  mpi::CoordinatorReport& rep) {
+  const bool resuming = !o.resume.empty();
+  const auto& plan = p.plan;
+  core::RunInfo info = p.setup.info;
+  for (auto& r : rep.finals) r.task = plan.original[r.task];  // back to campaign indices
+  auto& c = rep.counts;
+  c.total = static_cast<std::uint32_t>(campaign.tasks.size());
+  for (const auto& r : p.setup.kept) {  // kept results count as this run's
+    ++c.finished;
+    ++c.by_status[static_cast<int>(r.outcome.status)];
+    if (r.attempt > 0) ++c.retried;
+    if (r.flaky) ++c.flaky;
   }
+  rep.finals.insert(rep.finals.begin(), p.setup.kept.begin(), p.setup.kept.end());
 
   report::RunSummary sum;
   sum.counts = rep.counts;
   if (resuming) {
-    sum.resumed_from = out_dir;
+    sum.resumed_from = p.setup.out_dir;
     sum.results_kept = plan.kept;
   }
   sum.exit_code = report::exit_code_for(rep.counts, rep.infra_error);
@@ -306,48 +380,125 @@ int coordinate(core::Transport& t, const RunOptions& o) {
       hosts += "," + w.host;
   info.hosts = hosts;
   info.workers = rep.counts.workers_joined;
-  if (auto ended = (*store)->end_run(info); !ended && rep.infra_error.empty()) {
+  if (store.store() == nullptr) {
+    sum.exit_code = 3;  // the store could not be opened: rep.infra_error says why
+  } else if (auto ended = store.store()->end_run(info); !ended && rep.infra_error.empty()) {
     rep.infra_error = "store: " + ended.error().message;
     sum.exit_code = 3;
   }
 
   sum.run = info;
-  sum.out_dir = out_dir;
-  sum.store_path = store_path;
+  sum.out_dir = p.setup.out_dir;
+  sum.store_path = p.setup.store_path;
   sum.results_written = rep.results_written;
   sum.messages_rejected = rep.messages_rejected;
   sum.wall_s = rep.wall_s;
   sum.dispatch_s = rep.dispatch_s;
   sum.prefetch = o.prefetch;
   sum.infra_error = rep.infra_error;
+  sum.leader = rep.leader;
+  sum.leader_changes = rep.leader_changes;
+  sum.failover_ms = rep.failover_ms;
   for (const auto& w : rep.workers)
     sum.workers.push_back(report::WorkerSummary{w.rank, w.host, w.lost, w.executor_restarts, w.load1,
                                                 w.mem_available_bytes, w.disk_free_bytes,
                                                 w.gpu_mem_used_bytes, w.gpu_mem_total_bytes});
-  auto wrote = report::write_summary_json(out_dir + "/summary.json", sum);
-  auto wrote_csv = report::write_results_csv(out_dir + "/results.csv", campaign->tasks, rep.finals);
+  auto wrote = report::write_summary_json(p.setup.out_dir + "/summary.json", sum);
+  auto wrote_csv = report::write_results_csv(p.setup.out_dir + "/results.csv", campaign.tasks, rep.finals);
   if (!wrote || !wrote_csv) {
     std::cerr << "ipfs-accelerate: " << (!wrote ? wrote.error().message : wrote_csv.error().message) << "\n";
     sum.exit_code = 3;
   }
 
-  const auto& c = rep.counts;
-  auto n = [&](core::TaskStatus s) { return c.by_status[static_cast<int>(s)]; };
-  std::cout << "run " << run_id << ": " << c.total << " tasks: " << n(core::TaskStatus::kPassed)
-            << " passed, " << n(core::TaskStatus::kFailed) << " failed, " << n(core::TaskStatus::kCrashed)
-            << " crashed, " << n(core::TaskStatus::kTimeout) << " timeout, " << n(core::TaskStatus::kOom)
-            << " oom, " << n(core::TaskStatus::kSkipped) << " skipped; " << c.retried << " retried; "
-            << c.workers_joined << " workers (" << c.workers_lost << " lost); " << rep.results_written
-            << " results written in " << rep.wall_s << " s\n";
+  auto n = [&](core::TaskStatus st) { return c.by_status[static_cast<int>(st)]; };
+  std::ostringstream line;
+  line << "run " << info.run_id << ": " << c.total << " tasks: " << n(core::TaskStatus::kPassed)
+       << " passed, " << n(core::TaskStatus::kFailed) << " failed, " << n(core::TaskStatus::kCrashed)
+       << " crashed, " << n(core::TaskStatus::kTimeout) << " timeout, " << n(core::TaskStatus::kOom)
+       << " oom, " << n(core::TaskStatus::kSkipped) << " skipped; " << c.retried << " retried; "
+       << c.workers_joined << " workers (" << c.workers_lost << " lost); " << rep.results_written
+       << " results written in " << rep.wall_s << " s";
+  if (o.coordinators > 1)
+    line << "; leader rank " << rep.leader << ", " << rep.leader_changes << " leader change"
+         << (rep.leader_changes == 1 ? "" : "s");
+  std::cout << line.str() << "\n";
   if (!rep.infra_error.empty()) std::cerr << "ipfs-accelerate: run aborted: " << rep.infra_error << "\n";
-  std::cout << "store: " << store_path << "\n";
-  std::cout << "results: " << out_dir << std::endl;
+  std::cout << "store: " << p.setup.store_path << "\n";
+  std::cout << "results: " << p.setup.out_dir << std::endl;
+  write_status(o, sum.exit_code);
   return sum.exit_code;
+}
+
+// Every coordinator rank (0..N-1) enters here. Rank 0 prepares the run and sends it to the other
+// coordinators; then all of them run the quorum. The one that completes the run as leader writes
+// the outputs and the status file.
+int coordinate(core::Transport& t, const RunOptions& o) {
+  const bool first = t.rank() == 0;
+  auto campaign = o.campaign.empty() ? config::load_default_campaign(load_context())
+                                     : config::load_campaign_file(o.campaign, load_context());
+  if (!campaign) {
+    if (!first) return static_cast<int>(campaign.error().code);  // rank 0 reports it
+    write_status(o, static_cast<int>(campaign.error().code));
+    return fail(t, campaign.error());
+  }
+
+  Result<Prepared> prepared = Error{};
+  if (first) {
+    prepared = prepare_run(t, o, *campaign);
+    if (!prepared) {
+      write_status(o, static_cast<int>(prepared.error().code));
+      return fail(t, prepared.error());
+    }
+    if (prepared->plan.tasks.empty()) {
+      std::cout << "run " << prepared->setup.info.run_id << ": all " << campaign->tasks.size()
+                << " tasks already have a final result; nothing left to do (nothing written)\n";
+      std::cout << "results: " << prepared->setup.out_dir << std::endl;
+      write_status(o, 0);
+      abort_workers(t, "nothing left to do");
+      return 0;
+    }
+    const auto body = wire::encode(prepared->setup);
+    for (int r = 1; r < o.coordinators; ++r) t.send(r, mpi::tag(mpi::MsgType::kSetup), body);
+    spdlog::info("run {}: campaign '{}' ({}), {} tasks on {} workers, {} coordinator{}; store {}",
+                 prepared->setup.info.run_id, campaign->name, campaign->source, campaign->tasks.size(),
+                 t.size() - o.coordinators, o.coordinators, o.coordinators > 1 ? "s" : "",
+                 prepared->setup.store_path);
+  } else {
+    bool told_to_stop = false;
+    prepared = receive_setup(t, o, *campaign, &told_to_stop);
+    if (!prepared) {
+      if (told_to_stop) return 0;  // rank 0 reported why
+      std::cerr << "ipfs-accelerate: " << prepared.error().message << "\n";
+      return 3;
+    }
+  }
+
+  mpi::CoordinatorConfig cfg;
+  cfg.timing = o.timing;
+  cfg.chaos = o.chaos;
+  cfg.coordinators = o.coordinators;
+  cfg.prefetch = o.prefetch;
+  RunStore store(*prepared, campaign->tasks);
+  auto rep = mpi::run_coordinator(t, prepared->plan.tasks, store, cfg, [&](mpi::CoordinatorReport& r) {
+    return write_outputs(o, *prepared, *campaign, store, r);
+  });
+  store.close();
+  if (rep.final_leader) return report::exit_code_for(rep.counts, rep.infra_error);
+  if (!rep.infra_error.empty()) {
+    // No quorum: the leader that could write the outputs is gone. This rank says why.
+    std::cerr << "ipfs-accelerate: rank " << t.rank() << ": run " << prepared->setup.info.run_id
+              << " stopped: " << rep.infra_error << " (" << prepared->setup.out_dir << ")\n";
+    write_status(o, 3);
+    return 3;
+  }
+  return 0;
 }
 
 int work(core::Transport& t, const RunOptions& o) {
   mpi::WorkerConfig cfg;
   cfg.timing = o.timing;
+  cfg.chaos = o.chaos;
+  cfg.coordinators = o.coordinators;
   cfg.disk_path = o.out_dir.empty() ? "." : o.out_dir;
   const int gpus = sys::gpu_device_count();
   if (gpus > 0) {
@@ -364,14 +515,9 @@ int work(core::Transport& t, const RunOptions& o) {
 int run_command(const RunOptions& o) {
   const char* env_rank = std::getenv("OMPI_COMM_WORLD_RANK");
   const int world_rank = env_rank ? std::atoi(env_rank) : 0;
-  if (o.coordinators != 1) {
-    if (world_rank == 0)
-      std::cerr << "ipfs-accelerate: --coordinators " << o.coordinators
-                << ": only 1 is supported in this version (the HA quorum with 3 or 5 is not done yet)\n";
-    return 2;
-  }
-  auto write_status = [&](int code) {
-    if (world_rank == 0 && !o.status_file.empty()) std::ofstream(o.status_file) << code << "\n";
+  // Before the campaign starts, rank 0 speaks for the job; afterwards the rank that ends it does.
+  auto startup_status = [&](int code) {
+    if (world_rank == 0) write_status(o, code);
   };
 
   // MPI_Init and MPI_Comm_dup are collective: a rank that dies inside them (killed, OOM, node lost
@@ -381,7 +527,7 @@ int run_command(const RunOptions& o) {
     std::cerr << ("ipfs-accelerate: rank " + std::to_string(world_rank) +
                   ": MPI start-up did not complete within " + std::to_string(o.timing.startup_timeout_ms) +
                   " ms (did a rank die while the job started?); exiting\n");
-    write_status(3);
+    startup_status(3);
   });
   int provided = 0;
   MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);  // watchdog threads never call MPI
@@ -389,8 +535,7 @@ int run_command(const RunOptions& o) {
   {
     mpi::MpiTransport transport;  // collective: MPI_Comm_dup
     startup.disarm();
-    code = transport.rank() == 0 ? coordinate(transport, o) : work(transport, o);
-    write_status(code);
+    code = transport.rank() < o.coordinators ? coordinate(transport, o) : work(transport, o);
   }
   // Every result is in the store and the status is written; MPI_Finalize may still wait on a peer
   // that died (Open MPI fences at finalize). Do not let it hold the job.

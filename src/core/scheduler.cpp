@@ -514,6 +514,13 @@ std::uint32_t Scheduler::outstanding(std::int32_t worker) const {
   return static_cast<std::uint32_t>(s_->workers[it->second].outstanding.size());
 }
 
+std::vector<Assignment> Scheduler::outstanding_assignments() const {
+  std::vector<Assignment> out;
+  for (const Worker& w : s_->workers)
+    for (const auto& [task, attempt] : w.outstanding) out.push_back(Assignment{w.info.rank, task, attempt});
+  return out;
+}
+
 const SchedulerCounts& Scheduler::counts() const {
   return s_->counts;
 }

@@ -119,6 +119,9 @@ class Scheduler {
   bool finished() const;  // every task has its final record
   std::uint32_t live_workers() const;
   std::uint32_t outstanding(std::int32_t worker) const;  // tasks assigned, not yet finished
+  // Every assignment not yet finished, per worker in assignment order (workers in join order): what
+  // a coordinator that takes over as leader sends again (workers ignore attempts they already have).
+  std::vector<Assignment> outstanding_assignments() const;
   const SchedulerCounts& counts() const;
 
  private:

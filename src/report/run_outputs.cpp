@@ -73,6 +73,12 @@ Result<void> write_summary_json(const std::string& path, const RunSummary& s) {
   j["coordinators"] = s.run.coordinators;
   j["workers"] = c.workers_joined;
   j["workers_lost"] = c.workers_lost;
+  j["leader"] = s.leader;
+  j["leader_changes"] = s.leader_changes;
+  double failover_max = 0;
+  for (double f : s.failover_ms) failover_max = std::max(failover_max, f);
+  j["failover_ms_max"] = failover_max;
+  j["failover_ms"] = s.failover_ms;
   j["prefetch"] = s.prefetch;
   j["started_unix"] = s.run.started_unix;
   j["ended_unix"] = s.run.ended_unix;

@@ -42,6 +42,12 @@ struct RunSummary {
   // recorded before and kept (counted in `counts`, not rerun).
   std::string resumed_from;
   std::uint32_t results_kept = 0;
+  // The HA quorum (docs/design.md §HA quorum): the rank that completed the run as leader, how
+  // often the leader changed, and each failover's time from the old leader's last heartbeat to
+  // the new leader's first assignment.
+  std::int32_t leader = 0;
+  std::uint32_t leader_changes = 0;
+  std::vector<double> failover_ms;
 };
 
 // Exit code of a finished run: 3 on infrastructure failure, 1 when a task did not pass (skipped

@@ -7,6 +7,7 @@
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/string.hpp>
 #include <cereal/types/utility.hpp>
+#include <cereal/types/variant.hpp>
 #include <cereal/types/vector.hpp>
 
 #include <istream>
@@ -38,6 +39,27 @@ template <class A>
 void serialize(A& a, WorkerInfo& w) {
   a(w.rank, w.host, w.cpu_model, w.cpu_features, w.cores, w.memory_bytes, w.gpus, w.gpu_name, w.gpu_cc,
     w.gpu_memory_bytes);
+}
+
+template <class A>
+void serialize(A& a, TaskResult& r) {
+  a(r.task, r.attempt, r.final, r.flaky, r.worker, r.host, r.started_unix, r.ended_unix, r.outcome);
+}
+
+// The scheduler's input events: the entries of the HA quorum's replicated log (mpi/quorum.hpp).
+template <class A>
+void serialize(A& a, WorkerJoined& e) {
+  a(e.info);
+}
+template <class A>
+void serialize(A&, AllJoined&) {}
+template <class A>
+void serialize(A& a, WorkerLost& e) {
+  a(e.rank);
+}
+template <class A>
+void serialize(A& a, TaskFinished& e) {
+  a(e.worker, e.task, e.attempt, e.started_unix, e.ended_unix, e.outcome);
 }
 
 // The consensus messages between coordinators (issue 5) and what a coordinator persists.

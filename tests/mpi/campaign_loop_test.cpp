@@ -51,6 +51,20 @@ mpi::Timing fast_timing() {
   return t;
 }
 
+// A quorum of one writing to one in-memory sink: opening it finds nothing written by this job.
+class SinkStore final : public mpi::LeaderStore {
+ public:
+  explicit SinkStore(core::ResultSink& sink) : sink_(sink) {}
+  Result<core::ResultSink*> open(std::vector<std::pair<std::uint32_t, std::uint32_t>>* written) override {
+    written->clear();
+    return &sink_;
+  }
+  void close() override {}
+
+ private:
+  core::ResultSink& sink_;
+};
+
 // Runs the campaign on every rank; returns the coordinator's report on rank 0.
 mpi::CoordinatorReport run_everywhere(mpi::MpiTransport& t, const std::vector<core::TaskSpec>& tasks,
                                       core::ResultSink& sink, mpi::Timing timing, std::uint32_t prefetch) {
@@ -58,7 +72,11 @@ mpi::CoordinatorReport run_everywhere(mpi::MpiTransport& t, const std::vector<co
     mpi::CoordinatorConfig cfg;
     cfg.timing = timing;
     cfg.prefetch = prefetch;
-    return mpi::run_coordinator(t, tasks, sink, cfg);
+    SinkStore store(sink);
+    return mpi::run_coordinator(t, tasks, store, cfg, [](mpi::CoordinatorReport& r) {
+      EXPECT_TRUE(r.final_leader);
+      return 0;
+    });
   }
   mpi::WorkerConfig cfg;
   cfg.timing = timing;
