@@ -5,7 +5,8 @@
 #     with exit 0, summary.json says all 6 passed, the store reads in h5py with 6 final results.
 #  2. `scontrol requeue` of a running job once some results are stored: the run is stopped
 #     (SIGTERM), Slurm starts the script again (Restarts=1) and it resumes the run in attempt-0
-#     (`run --resume`): the stored results are kept, the rest run, the run ends `completed`.
+#     (`run --resume`): the stored results are kept, the rest run, the run ends `completed`. This
+#     job runs the HA quorum (5 tasks: 3 coordinators, 2 workers), on both attempts.
 #  3. The pre-walltime signal (USR1 to the batch shell, here sent with scancel --batch): the run is
 #     stopped, logged, and the job fails with exit code 143.
 # Skips (77) when the Slurm/munge daemons are not installed or when not root (the daemons run as
@@ -100,11 +101,14 @@ tasks:
 YAML
 
 # 2. scontrol requeue of a running job once some results are stored: the script starts again and
-#    resumes the run in attempt-0 (run --resume): the stored results are kept, the rest run.
+#    resumes the run in attempt-0 (run --resume): the stored results are kept, the rest run. This
+#    job runs the HA quorum: 5 tasks, 3 coordinators, 2 workers.
 t1=$SECONDS
-job=$(IPFSA_CAMPAIGN=$WORK/slow.yaml "${SB[@]}" -o "$WORK/job-%j.out" "$slurm_scripts/nightly.sbatch")
+SB5=(sbatch --parsable -n 5 --overcommit --time=10 --signal=B:USR1@30)
+job=$(IPFSA_COORDINATORS=3 IPFSA_CAMPAIGN=$WORK/slow.yaml "${SB5[@]}" -o "$WORK/job-%j.out" \
+  "$slurm_scripts/nightly.sbatch")
 job=${job%%;*}
-wait_log "$job" "worker rank 2 joined" 30
+wait_log "$job" "worker rank 4 joined" 30
 n=0
 for _ in $(seq 1 150); do  # the first job's 6 rows + at least 2 of this run's
   n=$(store_finals trends.h5)
@@ -123,6 +127,7 @@ expect_eq "$(field "$job" JobState)" COMPLETED "requeued job $job state"
 expect_eq "$(field "$job" Restarts)" 1 "requeued job $job restarts"
 grep -q "got SIGTERM: stopping the run" "job-$job.out" || fail "the requeue's SIGTERM is not logged"
 grep -q "requeued (restart 1): resuming the run in" "job-$job.out" || fail "the resume is not logged"
+grep -q "5 ranks (3 coordinators)" "job-$job.out" || fail "the job did not run a quorum of 3"
 out=runs/job-$job/attempt-0
 [ ! -d "runs/job-$job/attempt-1/" ] || [ ! -f "runs/job-$job/attempt-1/summary.json" ] ||
   fail "the requeued job ran a fresh attempt instead of resuming"
