@@ -48,13 +48,17 @@ struct LeaderNote {
   }
 };
 
-// One entry of the replicated log: a scheduler event (or a note), and the leader that proposed it.
+using Event =
+    std::variant<core::WorkerJoined, core::AllJoined, core::WorkerLost, core::TaskFinished, LeaderNote>;
+
+// One entry of the replicated log: scheduler events (or a note) and the leader that proposed
+// them. A worker's Results message becomes one entry, however many results it carries.
 struct Command {
   std::int32_t proposer = -1;
-  std::variant<core::WorkerJoined, core::AllJoined, core::WorkerLost, core::TaskFinished, LeaderNote> event;
+  std::vector<Event> events;
   template <class A>
   void serialize(A& a) {
-    a(proposer, event);
+    a(proposer, events);
   }
 };
 
@@ -175,9 +179,12 @@ class Coordinator {
       case MsgType::kResults: {
         auto res = wire::decode<ResultsMsg>(m.body);
         if (!res) return reject(m, res.error().message);
+        Command c;
+        c.proposer = t_.rank();
         for (auto& item : res->items)
-          propose(core::TaskFinished{m.from, item.task, item.attempt, item.started_unix, item.ended_unix,
-                                     std::move(item.outcome)});
+          c.events.emplace_back(core::TaskFinished{m.from, item.task, item.attempt, item.started_unix,
+                                                   item.ended_unix, std::move(item.outcome)});
+        if (!c.events.empty()) propose_command(c);
         return;
       }
       case MsgType::kHeartbeat: {
@@ -241,11 +248,11 @@ class Coordinator {
                  why);
   }
 
-  template <class Event>
-  void propose(Event ev) {
+  template <class E>
+  void propose(E ev) {
     Command c;
     c.proposer = t_.rank();
-    c.event = std::move(ev);
+    c.events.emplace_back(std::move(ev));
     propose_command(c);
   }
 
@@ -292,31 +299,33 @@ class Coordinator {
                     cmd.error().message);
       return;
     }
-    const std::uint64_t before = finals_committed_;
-    std::visit(Overload{[&](core::WorkerJoined& j) {
-                          joined_.insert(j.info.rank);
-                          hosts_[j.info.rank] = j.info.host;
-                          proposed_join_.erase(j.info.rank);
-                          sched_.step(j);
-                        },
-                        [&](core::AllJoined& a) {
-                          all_joined_ = true;
-                          sched_.step(a);
-                        },
-                        [&](core::WorkerLost& l) {
-                          lost_.insert(l.rank);
-                          sched_.step(l);
-                        },
-                        [&](core::TaskFinished& f) {
-                          const Key key{f.task, f.attempt};
-                          const std::int32_t worker = f.worker;
-                          sched_.step(f);
-                          if (leading_) acks_[worker].push_back(key);
-                        },
-                        [&](LeaderNote& n) { notes_.push_back(n); }},
-               cmd->event);
-    collect();
-    chaos(before, cmd->proposer);
+    for (auto& event : cmd->events) {
+      const std::uint64_t before = finals_committed_;
+      std::visit(Overload{[&](core::WorkerJoined& j) {
+                            joined_.insert(j.info.rank);
+                            hosts_[j.info.rank] = j.info.host;
+                            proposed_join_.erase(j.info.rank);
+                            sched_.step(j);
+                          },
+                          [&](core::AllJoined& a) {
+                            all_joined_ = true;
+                            sched_.step(a);
+                          },
+                          [&](core::WorkerLost& l) {
+                            lost_.insert(l.rank);
+                            sched_.step(l);
+                          },
+                          [&](core::TaskFinished& f) {
+                            const Key key{f.task, f.attempt};
+                            const std::int32_t worker = f.worker;
+                            sched_.step(f);
+                            if (leading_) acks_[worker].push_back(key);
+                          },
+                          [&](LeaderNote& n) { notes_.push_back(n); }},
+                 event);
+      collect();
+      chaos(before, cmd->proposer);
+    }
   }
 
   // Takes the replica's decisions: every coordinator keeps the records; the leader also sends the
@@ -425,10 +434,7 @@ class Coordinator {
         failover ? fmt::format(" (rank {} last heard {:.0f} ms ago)", last_leader_rank_, failover_ms) : "",
         finals_committed_, outstanding.size());
     last_leader_rank_ = t_.rank();
-    Command note;
-    note.proposer = t_.rank();
-    note.event = LeaderNote{t_.rank(), node_.term(), failover_ms};
-    propose_command(note);
+    propose(LeaderNote{t_.rank(), node_.term(), failover_ms});
   }
 
   void step_down() {

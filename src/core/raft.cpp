@@ -483,25 +483,29 @@ void RaftNode::compact(std::uint64_t index, std::vector<std::uint8_t> snapshot) 
   refresh_ready();
 }
 
+// Only the cheap parts: the entries to persist and to apply are copied when ready() is called, so
+// that k proposals between two ready() calls cost O(k), not O(k^2).
 void RaftNode::refresh_ready() {
   const RaftHardState hs = hard_state();
   ready_.hard_state.reset();
   if (hs != persisted_hs_) ready_.hard_state = hs;
   ready_.snapshot.reset();
   if (snapshot_pending_) ready_.snapshot = snap_;
-  ready_.entries.clear();
-  for (std::uint64_t i = unstable_from_; i <= last_index(); ++i) ready_.entries.push_back(*entry(i));
-  ready_.committed.clear();
   IPFSA_ASSERT(applied_ >= snap_.index && applied_ <= commit_);
-  for (std::uint64_t i = applied_ + 1; i <= commit_; ++i) ready_.committed.push_back(*entry(i));
 }
 
 bool RaftNode::has_ready() const {
-  return ready_.hard_state || ready_.snapshot || !ready_.entries.empty() || !ready_.messages.empty() ||
-         !ready_.committed.empty();
+  return ready_.hard_state || ready_.snapshot || unstable_from_ <= last_index() || !ready_.messages.empty() ||
+         applied_ < commit_;
 }
 
 const RaftReady& RaftNode::ready() const {
+  if (!ready_out_) {
+    ready_.entries.clear();
+    for (std::uint64_t i = unstable_from_; i <= last_index(); ++i) ready_.entries.push_back(*entry(i));
+    ready_.committed.clear();
+    for (std::uint64_t i = applied_ + 1; i <= commit_; ++i) ready_.committed.push_back(*entry(i));
+  }
   ready_out_ = true;
   return ready_;
 }

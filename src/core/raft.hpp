@@ -254,8 +254,10 @@ class RaftNode {
   RaftHardState persisted_hs_;
   std::uint64_t unstable_from_ = 1;  // first log index not yet handed out in ready().entries
   bool snapshot_pending_ = false;    // snap_ was installed from a leader, not yet handed out
-  RaftReady ready_;                  // messages accumulate here; the rest is refresh_ready()'s
-  mutable bool ready_out_ = false;   // ready() was called; advance() not yet
+  // Messages accumulate here; hard state and snapshot are refresh_ready()'s; entries and committed
+  // are filled by ready() (mutable: a lazily built view of the state above).
+  mutable RaftReady ready_;
+  mutable bool ready_out_ = false;  // ready() was called; advance() not yet
 };
 
 }  // namespace ipfsa::core
