@@ -46,7 +46,7 @@ int launch_command(const LaunchOptions& o) {
   if (!(in >> code)) code = -1;
   std::filesystem::remove(status_file, ec);
   if (code >= 0) return code;
-  std::cerr << "ipfs-accelerate: launch: rank 0 left no exit code (mpirun "
+  std::cerr << "ipfs-accelerate: launch: no coordinator left an exit code (mpirun "
             << (WIFEXITED(status) ? "exited " + std::to_string(WEXITSTATUS(status))
                                   : "killed by signal " + std::to_string(WTERMSIG(status)))
             << ")\n";
