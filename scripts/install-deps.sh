@@ -25,6 +25,14 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# report.html (docs/report.md): Node.js and npm run `npm ci` for uPlot at configure time; chromium
+# runs the report's headless-browser test; xmllint (libxml2-utils) validates the JUnit export.
+# Checked by command, not by package: a Node.js from NodeSource (which bundles npm and conflicts
+# with Debian's npm package) or another chromium build counts as present.
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+command -v xmllint >/dev/null || missing+=(libxml2-utils)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "install-deps: installing ${missing[*]}" >&2

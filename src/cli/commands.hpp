@@ -32,7 +32,9 @@ int store_show_command(const std::string& path, const std::string& run_id, bool 
 int kinds_command();
 
 struct TrendsOptions {
-  std::string csv;
+  std::string csv;    // --csv FILE: series given as rows (exactly one of csv and store)
+  std::string store;  // --store FILE: series from the HDF5 trend store
+  std::string run;    // with store: the run judged (default: the newest)
   std::string format = "text";
   double threshold_pct = 10.0;
   bool higher_is_better = false;

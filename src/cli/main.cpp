@@ -16,6 +16,7 @@
 #include "cli/models_command.hpp"
 #include "cli/models_run_command.hpp"
 #include "cli/quantize_command.hpp"
+#include "cli/report_command.hpp"
 #include "core/chaos.hpp"
 #include "core/version.hpp"
 #include "exec/executor.hpp"
@@ -251,14 +252,32 @@ int main(int argc, char** argv) {
   ipfsa::cli::TrendsOptions trends;
   auto* trends_cmd = app.add_subcommand(
       "trends", "Change points, anomalies and regression verdicts of metric series (exit 1 on a regression)");
+  auto* trends_csv = trends_cmd->add_option(
+      "--csv", trends.csv, "Series as CSV with columns series,run,value (rows in run order)");
+  auto* trends_store =
+      trends_cmd
+          ->add_option(
+              "--store", trends.store,
+              "HDF5 trend store: every metric of every configuration and hardware fingerprint over its runs")
+          ->excludes(trends_csv);
   trends_cmd
-      ->add_option("--csv", trends.csv, "Series as CSV with columns series,run,value (rows in run order)")
-      ->required();
-  trends_cmd->add_option("--format", trends.format, "text or json")->check(CLI::IsMember({"text", "json"}));
+      ->add_option("--run", trends.run,
+                   "With --store: judge this run (series end at it; default: the newest run)")
+      ->needs(trends_store);
+  trends_cmd->add_option("--format", trends.format, "text, json, junit (JUnit XML) or markdown")
+      ->check(CLI::IsMember({"text", "json", "junit", "markdown"}));
   trends_cmd->add_option("--threshold-pct", trends.threshold_pct, "Minimum effect for a verdict, in percent")
       ->check(CLI::Range(0.0, 1e6));
-  trends_cmd->add_flag("--higher-is-better", trends.higher_is_better,
-                       "The metric is throughput-like (default: latency-like, higher is worse)");
+  trends_cmd
+      ->add_flag("--higher-is-better", trends.higher_is_better,
+                 "With --csv: the metric is throughput-like (default: latency-like, higher is worse)")
+      ->excludes(trends_store);
+  trends_cmd->callback([&] {
+    if (trends.csv.empty() && trends.store.empty()) throw CLI::RequiredError("--csv or --store");
+  });
+
+  ipfsa::cli::ReportOptions report_opts;
+  auto* report_cmd = ipfsa::cli::add_report_command(app, report_opts);
 
   try {
     app.parse(argc, argv);
@@ -299,6 +318,7 @@ int main(int argc, char** argv) {
     if (validate_cmd->parsed()) return ipfsa::cli::validate_command(validate);
     if (show_cmd->parsed()) return ipfsa::cli::store_show_command(store_path, store_run, store_all);
     if (trends_cmd->parsed()) return ipfsa::cli::trends_command(trends);
+    if (report_cmd->parsed()) return ipfsa::cli::report_command(report_opts);
     if (quant_cmd->parsed()) return ipfsa::cli::quantize_command(quant);
     if (kv_cmd->parsed()) return ipfsa::cli::bench_kv_command(kv);
     if (gemv_cmd->parsed()) {

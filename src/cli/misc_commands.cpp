@@ -6,6 +6,7 @@
 #include "cli/models_command.hpp"
 #include "config/campaign_loader.hpp"
 #include "engine/kinds.hpp"
+#include "report/exports.hpp"
 #include "report/trends.hpp"
 #include "store/store_show.hpp"
 
@@ -50,12 +51,25 @@ int trends_command(const TrendsOptions& o) {
   report::TrendOptions opts;
   opts.threshold_pct = o.threshold_pct;
   opts.higher_is_better = o.higher_is_better;
-  auto trends = report::analyse_csv(o.csv, opts);
+  auto trends =
+      o.store.empty() ? report::analyse_csv(o.csv, opts) : report::analyse_store(o.store, o.run, opts);
   if (!trends) {
     std::cerr << "ipfs-accelerate: " << trends.error().message << "\n";
     return static_cast<int>(trends.error().code);
   }
-  std::cout << (o.format == "json" ? report::trends_json(*trends) : report::trends_text(*trends));
+  const std::string judged = !o.store.empty() && !trends->empty() ? trends->front().judged_run : o.run;
+  const std::string& source = o.store.empty() ? o.csv : o.store;
+  if (o.format == "json") {
+    std::cout << report::trends_json(*trends);
+  } else if (o.format == "junit") {
+    std::cout << report::trends_junit(source, judged, *trends);
+  } else if (o.format == "markdown") {
+    std::cout << report::trends_markdown(source, judged, *trends);
+  } else {
+    if (!o.store.empty() && !trends->empty())
+      std::cout << o.store << ": judging run " << trends->front().judged_run << "\n";
+    std::cout << report::trends_text(*trends);
+  }
   for (const auto& t : *trends)
     if (t.verdict == "regression") return 1;
   return 0;

@@ -24,6 +24,8 @@
 #include "engine/model_kind.hpp"
 #include "mpi/messages.hpp"
 #include "mpi/transport.hpp"
+#include "report/exports.hpp"
+#include "report/html_report.hpp"
 #include "report/run_outputs.hpp"
 #include "store/hdf5_store.hpp"
 #include "sys/health.hpp"
@@ -144,6 +146,7 @@ core::TaskResult to_task_result(store::StoredResult&& s) {
   o.acc_kl = s.acc_kl;
   o.acc_top1 = s.acc_top1;
   o.metrics = std::move(s.metrics);
+  r.fingerprint = std::move(s.fingerprint);
   return r;
 }
 
@@ -347,6 +350,30 @@ class RunStore final : public mpi::LeaderStore {
   std::unique_ptr<RemapSink> remap_;
 };
 
+// junit.xml, summary.md and report.html for CI (docs/report.md, docs/ci.md): the run's tasks, and
+// the trends of the store's history up to this run. Best effort: a failure is reported and does
+// not change the run's exit code (summary.json and results.csv are the run's record).
+void write_ci_outputs(const std::string& out_dir, const std::string& store_path, const core::RunInfo& info,
+                      const core::Campaign& campaign, std::span<const core::TaskResult> finals) {
+  const auto rows = report::rows_from_results(campaign.tasks, finals);
+  auto input = report::load_report_input(store_path, info.run_id);
+  if (!input) spdlog::warn("report.html and the trends in junit.xml skipped: {}", input.error().message);
+  const std::vector<report::SeriesTrend> none;
+  const auto& trends = input ? input->trends : none;
+  const std::pair<std::string, std::string> files[] = {
+      {out_dir + "/junit.xml", report::junit_xml(info, rows, trends)},
+      {out_dir + "/summary.md", report::markdown_summary(info, rows, trends)}};
+  for (const auto& [path, text] : files)
+    if (auto w = report::write_text_file(path, text); !w)
+      std::cerr << "ipfs-accelerate: " << w.error().message << "\n";
+  if (input) {
+    input->generator = std::string("ipfs-accelerate ") + kVersion;
+    input->generated_unix = unix_s();
+    if (auto w = report::write_html_report(out_dir + "/report.html", *input); !w)
+      std::cerr << "ipfs-accelerate: " << w.error().message << "\n";
+  }
+}
+
 // The final leader's outputs: the run's end in the store, summary.json, results.csv, the status
 // file and the one-line report. Returns the run's exit code.
 int write_outputs(const RunOptions& o, const Prepared& p, const core::Campaign& campaign, RunStore& store,
@@ -409,6 +436,7 @@ int write_outputs(const RunOptions& o, const Prepared& p, const core::Campaign& 
     std::cerr << "ipfs-accelerate: " << (!wrote ? wrote.error().message : wrote_csv.error().message) << "\n";
     sum.exit_code = 3;
   }
+  write_ci_outputs(p.setup.out_dir, p.setup.store_path, info, campaign, rep.finals);
 
   auto n = [&](core::TaskStatus st) { return c.by_status[static_cast<int>(st)]; };
   std::ostringstream line;

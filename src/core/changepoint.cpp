@@ -175,7 +175,16 @@ double newest_robust_z(std::span<const double> series, const AnomalyOptions& o) 
   const std::size_t w = std::min(o.window, series.size() - 1);
   const auto trailing = series.subspan(series.size() - 1 - w, w);
   const double med = median(trailing);
-  const double sigma = robust_sigma(trailing);
+  double sigma = robust_sigma(trailing);
+  if (sigma <= 0) {
+    // More than half the window holds one value (quantised data: a timer's resolution, integer
+    // counts). As in Iglewicz and Hoaglin's modified z-score, fall back to the mean absolute
+    // deviation (scaled to sigma for normal data), so that a history that does vary is not
+    // treated as noiseless; only a truly constant one is.
+    double sum = 0;
+    for (double v : trailing) sum += std::abs(v - med);
+    sigma = 1.2533141373155 * sum / static_cast<double>(trailing.size());
+  }
   const double x = series.back();
   if (sigma <= 0) return x == med ? 0.0 : std::copysign(std::numeric_limits<double>::infinity(), x - med);
   return (x - med) / sigma;

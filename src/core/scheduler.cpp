@@ -89,9 +89,41 @@ struct Worker {
   bool live = true;
   std::uint32_t last_model = kNone;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> outstanding;  // (task, attempt), assignment order
+  std::string fingerprint;  // hardware_fingerprint(info), computed once at join
 };
 
+// A name as a fingerprint field: `;` and `=` (the separators) and control characters become
+// spaces, runs of white space collapse to one, leading and trailing white space is dropped.
+std::string fingerprint_field(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  bool space = false;
+  for (const char c : s) {
+    const bool blank = c == ';' || c == '=' || static_cast<unsigned char>(c) < 0x20 || c == ' ' || c == 0x7f;
+    if (blank) {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
+
+std::string hardware_fingerprint(const WorkerInfo& info) {
+  std::string cpu = fingerprint_field(info.cpu_model);
+  if (cpu.empty()) cpu = "unknown";
+  std::string f = "cpu=" + cpu + ";gpus=" + std::to_string(info.gpus);
+  if (info.gpus > 0) {
+    f += "x" + fingerprint_field(info.gpu_name);
+    const std::string driver = fingerprint_field(info.gpu_driver);
+    if (!driver.empty()) f += ";driver=" + driver;
+  }
+  return f;
+}
 
 struct Scheduler::State {
   std::span<const TaskSpec> specs;
@@ -326,6 +358,7 @@ struct Scheduler::State {
     w.info = e.info;
     w.memory_mb = e.info.memory_bytes >> 20;
     w.gpu_memory_mb = e.info.gpu_memory_bytes >> 20;
+    w.fingerprint = hardware_fingerprint(e.info);
     workers.push_back(std::move(w));
     by_rank.emplace(rank, id);
     live.insert(
@@ -360,6 +393,7 @@ struct Scheduler::State {
       r.attempt = attempt;
       r.worker = e.rank;
       r.host = w.info.host;
+      r.fingerprint = w.fingerprint;
       r.outcome.status = TaskStatus::kLost;
       r.outcome.error = error;
       ready.records.push_back(std::move(r));
@@ -401,6 +435,7 @@ struct Scheduler::State {
     r.attempt = e.attempt;
     r.worker = e.worker;
     r.host = w.info.host;
+    r.fingerprint = w.fingerprint;
     r.started_unix = e.started_unix;
     r.ended_unix = e.ended_unix;
     r.outcome = e.outcome;

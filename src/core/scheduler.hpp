@@ -53,7 +53,16 @@ struct WorkerInfo {
   std::string gpu_name;
   std::int32_t gpu_cc = 0;  // compute capability * 10, e.g. 90
   std::uint64_t gpu_memory_bytes = 0;
+  std::string gpu_driver;  // e.g. "550.54.15"; empty without a GPU or when unknown
 };
+
+// The worker's hardware fingerprint, recorded with every result it produces so trend series never
+// mix machines: "cpu=CPU_MODEL;gpus=0", or with a GPU "cpu=CPU_MODEL;gpus=NxGPU_NAME;driver=D"
+// (";driver=" only when known; CPU_MODEL "unknown" when the worker could not read it).
+// Deterministic; `;` and `=` inside a name become spaces and runs of white space are collapsed,
+// so the fields stay parseable. The node count is a run property that the trend analysis appends
+// (";nodes=N"). Pure.
+std::string hardware_fingerprint(const WorkerInfo& info);
 
 struct WorkerJoined {
   WorkerInfo info;

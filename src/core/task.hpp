@@ -92,6 +92,10 @@ struct TaskResult {
   double started_unix = 0.0;
   double ended_unix = 0.0;
   TaskOutcome outcome;
+  // Hardware fingerprint of the worker that ran it (core::hardware_fingerprint, filled by the
+  // scheduler from the worker's WorkerInfo); empty when no worker ran it (skipped). Trend series
+  // never mix fingerprints (docs/trends.md).
+  std::string fingerprint;
 };
 
 }  // namespace ipfsa::core

@@ -11,7 +11,9 @@
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -169,6 +171,7 @@ struct ResultRow {
   std::uint32_t samples_count;
   std::uint64_t metrics_offset;
   std::uint32_t metrics_count;
+  char fingerprint[width::kFingerprint];  // schema_version >= 2
 };
 
 struct MetricRow {
@@ -183,12 +186,17 @@ struct Column {
   const char* name;
   std::size_t offset;  // in the row struct
   ColType type;
-  std::size_t size;  // bytes
+  std::size_t size;         // bytes
+  std::uint32_t since = 1;  // first schema_version that has the column
 };
 
 #define IPFSA_COL(Row, member, type)                                   \
   Column {                                                             \
 #member, offsetof(Row, member), ColType::type, sizeof(Row::member) \
+  }
+#define IPFSA_COL_SINCE(Row, member, type, version)                             \
+  Column {                                                                      \
+#member, offsetof(Row, member), ColType::type, sizeof(Row::member), version \
   }
 
 const std::vector<Column>& run_columns() {
@@ -245,6 +253,7 @@ const std::vector<Column>& result_columns() {
       IPFSA_COL(ResultRow, samples_count, kU32),
       IPFSA_COL(ResultRow, metrics_offset, kU64),
       IPFSA_COL(ResultRow, metrics_count, kU32),
+      IPFSA_COL_SINCE(ResultRow, fingerprint, kStr, 2),
   };
   return cols;
 }
@@ -275,7 +284,37 @@ const std::vector<Column>& attempt_columns() {
   return cols;
 }
 
+// The columns of /results that say where a row's samples and metrics are: the writer's recovery
+// checks the rows a killed writer left at the end of the table (Hdf5Store::Impl::blank_incomplete_tail).
+struct SliceRow {
+  char run_id[width::kRunId];
+  std::uint64_t samples_offset;
+  std::uint32_t samples_count;
+  std::uint64_t metrics_offset;
+  std::uint32_t metrics_count;
+};
+
+const std::vector<Column>& slice_columns() {
+  static const std::vector<Column> cols = {
+      IPFSA_COL(SliceRow, run_id, kStr),        IPFSA_COL(SliceRow, samples_offset, kU64),
+      IPFSA_COL(SliceRow, samples_count, kU32), IPFSA_COL(SliceRow, metrics_offset, kU64),
+      IPFSA_COL(SliceRow, metrics_count, kU32),
+  };
+  return cols;
+}
+
+// Just the run id of a /results row: writing it alone blanks a row.
+struct RunIdRow {
+  char run_id[width::kRunId];
+};
+
+const std::vector<Column>& run_id_columns() {
+  static const std::vector<Column> cols = {IPFSA_COL(RunIdRow, run_id, kStr)};
+  return cols;
+}
+
 #undef IPFSA_COL
+#undef IPFSA_COL_SINCE
 
 struct TableDef {
   const char* name;  // dataset path
@@ -318,15 +357,20 @@ hid_t atom_type(ColType type, bool file) {
   return H5I_INVALID_HID;
 }
 
-// The compound type of `cols`: the in-memory layout (offsets of the row struct, `mem_size` bytes)
-// or the packed little-endian file layout. Invalid handle on failure.
-Handle compound_type(const std::vector<Column>& cols, std::size_t mem_size, bool file) {
+// The compound type of the columns of `cols` that schema `version` has: the in-memory layout
+// (offsets of the row struct, `mem_size` bytes) or the packed little-endian file layout. An
+// in-memory type of an older version leaves the newer members of the row struct untouched on
+// read. Invalid handle on failure.
+Handle compound_type(const std::vector<Column>& cols, std::size_t mem_size, bool file,
+                     std::uint32_t version = kSchemaVersion) {
   std::size_t size = 0;
-  for (const auto& c : cols) size += c.size;
+  for (const auto& c : cols)
+    if (c.since <= version) size += c.size;
   Handle t(H5Tcreate(H5T_COMPOUND, file ? size : mem_size), H5Tclose);
   if (!t.valid()) return {};
   std::size_t offset = 0;
   for (const auto& c : cols) {
+    if (c.since > version) continue;
     Handle str;
     hid_t member = H5I_INVALID_HID;
     if (c.type == ColType::kStr) {
@@ -344,7 +388,9 @@ Handle compound_type(const std::vector<Column>& cols, std::size_t mem_size, bool
 // ---------------------------------------------------------------------------------------------
 // Schema checks, shared by reader and writer.
 
-Result<void> check_schema(hid_t file, const std::string& path) {
+// Checks the attributes and datasets of a store of any readable schema_version; returns the
+// version.
+Result<std::uint32_t> check_schema(hid_t file, const std::string& path) {
   auto attr_class = [&](const char* name) -> Result<Handle> {
     const htri_t exists = H5Aexists(file, name);
     if (exists < 0) return h5_error(ErrorCode::kInput, path, std::string("reading attribute ") + name);
@@ -370,6 +416,7 @@ Result<void> check_schema(hid_t file, const std::string& path) {
     if (value != kFormatName) return not_a_store(path, "'format' attribute is \"" + value + "\"");
   }
 
+  std::uint32_t schema = 0;
   auto version = attr_class("schema_version");
   if (!version) return version.error();
   {
@@ -381,9 +428,11 @@ Result<void> check_schema(hid_t file, const std::string& path) {
     std::int64_t v = 0;
     if (H5Aread(version->get(), H5T_NATIVE_INT64, &v) < 0)
       return h5_error(ErrorCode::kInput, path, "reading attribute schema_version");
-    if (v != static_cast<std::int64_t>(kSchemaVersion))
+    if (v < static_cast<std::int64_t>(kOldestSchemaVersion) || v > static_cast<std::int64_t>(kSchemaVersion))
       return not_a_store(path, "schema_version is " + std::to_string(v) + ", this build reads " +
+                                   std::to_string(kOldestSchemaVersion) + " to " +
                                    std::to_string(kSchemaVersion));
+    schema = static_cast<std::uint32_t>(v);
   }
 
   auto check_dataset = [&](const char* name, const std::vector<Column>* cols) -> Result<void> {
@@ -408,6 +457,7 @@ Result<void> check_schema(hid_t file, const std::string& path) {
     if (H5Tget_class(type.get()) != H5T_COMPOUND)
       return not_a_store(path, std::string("/") + name + " is not a compound dataset");
     for (const auto& c : *cols) {
+      if (c.since > schema) continue;
       const int idx = H5Tget_member_index(type.get(), c.name);
       if (idx < 0) {
         H5Eclear2(H5E_DEFAULT);
@@ -428,11 +478,11 @@ Result<void> check_schema(hid_t file, const std::string& path) {
     }
     return {};
   };
-  if (auto r = check_dataset(kRunsTable.name, kRunsTable.cols); !r) return r;
-  if (auto r = check_dataset(kResultsTable.name, kResultsTable.cols); !r) return r;
-  if (auto r = check_dataset(kSamplesName, nullptr); !r) return r;
-  if (auto r = check_dataset(kMetricsTable.name, kMetricsTable.cols); !r) return r;
-  return {};
+  if (auto r = check_dataset(kRunsTable.name, kRunsTable.cols); !r) return r.error();
+  if (auto r = check_dataset(kResultsTable.name, kResultsTable.cols); !r) return r.error();
+  if (auto r = check_dataset(kSamplesName, nullptr); !r) return r.error();
+  if (auto r = check_dataset(kMetricsTable.name, kMetricsTable.cols); !r) return r.error();
+  return schema;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,6 +662,7 @@ StoredResult to_stored(const ResultRow& r, std::uint64_t row) {
   s.samples_count = r.samples_count;
   s.metrics_offset = r.metrics_offset;
   s.metrics_count = r.metrics_count;
+  s.fingerprint = get(r.fingerprint);
   return s;
 }
 
@@ -704,9 +755,15 @@ class WriterLock {
   bool created_ = false;  // this writer created the lock file
 };
 
-// Builds a new, empty store at `path`: written under a temporary name in the same folder, flushed
-// to disk and renamed into place, so a crash never leaves a half-made store at `path`.
-Result<void> create_store(const std::string& path) {
+// Fills a new store's datasets (opened in `file`, not in SWMR mode) before it is moved into place.
+using StoreFiller = std::function<Result<void>(hid_t file)>;
+
+// Builds a new store at `path`, empty or filled by `fill`: written under a temporary name in the
+// same folder, flushed to disk and renamed into place (replacing an existing file), so a crash
+// never leaves a half-made store at `path`. `perms`, when given, are the new file's permissions.
+// On failure the temporary file is removed and `path` is untouched.
+Result<void> create_store(const std::string& path, const StoreFiller& fill = nullptr,
+                          std::optional<fs::perms> perms = std::nullopt) {
   const fs::path target(path);
   const std::string tmp =
       (target.parent_path() / ("." + target.filename().string() + ".tmp-" + std::to_string(::getpid())))
@@ -753,20 +810,105 @@ Result<void> create_store(const std::string& path) {
       return fail("writing attribute format");
     format.reset();
     version.reset();
+    if (fill) {
+      if (auto filled = fill(file.get()); !filled) {
+        std::error_code ec;
+        file.reset();
+        fs::remove(tmp, ec);
+        return filled.error();
+      }
+    }
     if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0 || file.reset() < 0) return fail("closing the new file");
   }
+  std::error_code ec;
+  if (perms) fs::permissions(tmp, *perms, ec);  // best effort: the store stays usable without
   // Make the new file's bytes durable before its name is.
   const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     (void)::fsync(fd);
     ::close(fd);
   }
-  std::error_code ec;
   fs::rename(tmp, path, ec);
   if (ec) {
     fs::remove(tmp, ec);
     return infra_error(path + ": cannot move the new store into place: " + ec.message());
   }
+  return {};
+}
+
+// Copies rows [0, n) of the 1-D dataset `name` of `src` into the (empty) dataset of the same name
+// of `dst`, `batch` rows at a time: read with `src_mem`, written with `dst_mem`, both describing
+// rows of `row_size` bytes. A column `src_mem` lacks keeps the buffer's zero bytes.
+Result<void> copy_table(hid_t src, hid_t dst, const char* name, hid_t src_mem, hid_t dst_mem,
+                        std::size_t row_size, hsize_t batch, const std::string& path) {
+  Handle in = open_dataset(src, name);
+  Handle out = open_dataset(dst, name);
+  if (!in.valid() || !out.valid()) return h5_error(ErrorCode::kInfra, path, std::string("opening /") + name);
+  const std::int64_t n = dataset_rows(in.get());
+  if (n < 0) return h5_error(ErrorCode::kInfra, path, std::string("reading the size of /") + name);
+  hsize_t total = static_cast<hsize_t>(n);
+  if (H5Dset_extent(out.get(), &total) < 0)
+    return h5_error(ErrorCode::kInfra, path, std::string("extending /") + name);
+  std::vector<unsigned char> buf(static_cast<std::size_t>(std::min(batch, std::max<hsize_t>(total, 1))) *
+                                 row_size);
+  for (hsize_t start = 0; start < total; start += batch) {
+    hsize_t count = std::min(batch, total - start);
+    std::fill(buf.begin(), buf.end(), 0);
+    if (read_rows(in.get(), src_mem, start, count, buf.data()) < 0)
+      return h5_error(ErrorCode::kInfra, path, std::string("reading /") + name);
+    Handle fspace(H5Dget_space(out.get()), H5Sclose);
+    Handle mspace(H5Screate_simple(1, &count, nullptr), H5Sclose);
+    if (!fspace.valid() || !mspace.valid() ||
+        H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr) < 0 ||
+        H5Dwrite(out.get(), dst_mem, mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()) < 0)
+      return h5_error(ErrorCode::kInfra, path, std::string("writing /") + name);
+  }
+  return {};
+}
+
+// Rewrites the store at `path`, of schema `from` < kSchemaVersion, as a store of the current
+// schema: every row of every dataset is copied in order (so row numbers, offsets and
+// results_first_row stay valid; columns the old schema lacks are empty) into a new file that
+// replaces `path` by rename (create_store). Only with the writer lock held and no writer open.
+// On failure `path` is unchanged.
+Result<void> upgrade_store(const std::string& path, std::uint32_t from) {
+  const std::string what = path + ": upgrading the store from schema_version " + std::to_string(from) +
+                           " to " + std::to_string(kSchemaVersion);
+  bool swmr = false;
+  auto src = open_read_only(path, &swmr);
+  if (!src) return Error{src.error().code, what + " failed: " + src.error().message};
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  std::optional<fs::perms> perms;
+  if (!ec) perms = st.permissions();
+  Handle run_mem = compound_type(run_columns(), sizeof(RunRow), false);
+  Handle old_result_mem = compound_type(result_columns(), sizeof(ResultRow), false, from);
+  Handle result_mem = compound_type(result_columns(), sizeof(ResultRow), false);
+  Handle metric_mem = compound_type(metric_columns(), sizeof(MetricRow), false);
+  if (!run_mem.valid() || !old_result_mem.valid() || !result_mem.valid() || !metric_mem.valid())
+    return h5_error(ErrorCode::kInfra, path, "building the row types");
+  const hid_t in = src->get();
+  auto copied = create_store(
+      path,
+      [&](hid_t out) -> Result<void> {
+        if (auto r = copy_table(in, out, kRunsTable.name, run_mem.get(), run_mem.get(), sizeof(RunRow), 1024,
+                                path);
+            !r)
+          return r;
+        if (auto r = copy_table(in, out, kResultsTable.name, old_result_mem.get(), result_mem.get(),
+                                sizeof(ResultRow), 8192, path);
+            !r)
+          return r;
+        if (auto r = copy_table(in, out, kSamplesName, H5T_NATIVE_DOUBLE, H5T_NATIVE_DOUBLE, sizeof(double),
+                                hsize_t{1} << 20, path);
+            !r)
+          return r;
+        return copy_table(in, out, kMetricsTable.name, metric_mem.get(), metric_mem.get(), sizeof(MetricRow),
+                          65536, path);
+      },
+      perms);
+  if (!copied)
+    return Error{copied.error().code, what + " failed (the store is unchanged): " + copied.error().message};
   return {};
 }
 
@@ -862,14 +1004,31 @@ struct Hdf5Store::Impl {
     return file.reset();
   }
 
-  // The part of open_for_write done under the writer lock: create the file if missing, open it
-  // for SWMR writing (recovering a crashed writer's file), check the schema if not yet done, open
-  // the datasets and mark orphaned runs aborted.
-  Result<void> open_locked(bool validated) {
+  // Upgrades the file, of schema `from`, to the current schema (upgrade_store). Needs the writer
+  // lock: it proves that no other writer (of this or an older build) has the file open.
+  Result<void> upgrade(std::uint32_t from) {
+    if (!lock.held())
+      return input_error(
+          path + ": the store has schema_version " + std::to_string(from) + " and must be upgraded to " +
+          std::to_string(kSchemaVersion) +
+          " before writing, which needs the writer lock (flock), not supported here; upgrade it "
+          "once on a file system with flock (any write does it), or start a new store");
+    return upgrade_store(path, from);
+  }
+
+  // The part of open_for_write done under the writer lock: create the file if missing, upgrade an
+  // older schema, open it for SWMR writing (recovering a crashed writer's file), check the schema
+  // if not yet done, open the datasets and mark orphaned runs aborted. `version` is the schema of
+  // the file as checked read-only before the lock, 0 when that check could not be made.
+  Result<void> open_locked(std::uint32_t version) {
     std::error_code ec;
     if (!fs::exists(path, ec)) {  // checked again under the lock: another writer may have made it
       if (auto created = create_store(path); !created) return created.error();
-      validated = true;
+      version = kSchemaVersion;
+    }
+    if (version != 0 && version < kSchemaVersion) {
+      if (auto up = upgrade(version); !up) return up;
+      version = kSchemaVersion;
     }
 
     Handle fapl = make_fapl(true);
@@ -903,8 +1062,16 @@ struct Hdf5Store::Impl {
       return Error{code, path + ": cannot open for writing: " + why + hint};
     }
     file = Handle(f, H5Fclose);
-    if (!validated) {
-      if (auto schema = check_schema(f, path); !schema) return schema.error();
+    if (version == 0) {
+      auto schema = check_schema(f, path);
+      if (!schema) return schema.error();
+      if (*schema < kSchemaVersion) {
+        // A crashed writer's store (not readable until opened for writing above) of an older
+        // schema: closing it cleared its status flags; now upgrade it and open the new file.
+        if (file.reset() < 0) return infra("closing the file");
+        if (auto up = upgrade(*schema); !up) return up;
+        return open_locked(kSchemaVersion);
+      }
     }
 
     run_mem = compound_type(run_columns(), sizeof(RunRow), false);
@@ -929,8 +1096,45 @@ struct Hdf5Store::Impl {
     if (!run_list) return run_list.error();
     for (std::size_t i = 0; i < run_list->size(); ++i) run_rows.emplace(get((*run_list)[i].run_id), i);
 
-    if (lock.held()) return abort_orphaned_runs();
+    if (lock.held()) {
+      if (auto blanked = blank_incomplete_tail(); !blanked) return blanked;
+      return abort_orphaned_runs();
+    }
     return {};
+  }
+
+  // Blanks the run id of the rows at the end of /results whose samples or metrics lie beyond those
+  // datasets' extents: a writer killed inside a flush can leave the results' new extent in the
+  // file without the samples' (HDF5 orders metadata writes within a dataset, not across
+  // datasets). Readers skip blank rows, and the samples appended next can never be taken for
+  // theirs. Rows are appended with ascending slices, so the scan stops at the first complete row
+  // from the end. Called with the writer lock held (no writer is alive).
+  Result<void> blank_incomplete_tail() {
+    Handle slice_mem = compound_type(slice_columns(), sizeof(SliceRow), false);
+    Handle run_id_mem = compound_type(run_id_columns(), sizeof(RunIdRow), false);
+    if (!slice_mem.valid() || !run_id_mem.valid()) return infra("building the row types");
+    constexpr hsize_t kBatch = 1024;
+    std::vector<SliceRow> buf;
+    hsize_t blanked = 0;
+    for (hsize_t end = results.rows; end > 0;) {
+      const hsize_t start = end > kBatch ? end - kBatch : 0;
+      buf.assign(end - start, SliceRow{});
+      if (read_rows(results.ds.get(), slice_mem.get(), start, end - start, buf.data()) < 0)
+        return infra("reading /results");
+      for (hsize_t i = end - start; i-- > 0;) {
+        const SliceRow& r = buf[i];
+        if (r.run_id[0] == '\0') continue;
+        if (r.samples_offset + r.samples_count <= samples.rows &&
+            r.metrics_offset + r.metrics_count <= metrics.rows)
+          return blanked > 0 ? flush_file() : Result<void>{};
+        const RunIdRow blank{};
+        if (auto w = overwrite_rows(results, run_id_mem.get(), &blank, start + i, 1, kResultsTable.name); !w)
+          return w;
+        ++blanked;
+      }
+      end = start;
+    }
+    return blanked > 0 ? flush_file() : Result<void>{};
   }
 
   // Marks runs left "running" as "aborted": called with the writer lock held, so their writer is
@@ -968,13 +1172,14 @@ Result<std::unique_ptr<Hdf5Store>> Hdf5Store::open_for_write(const std::string& 
   // for (non-SWMR) write by a crashed writer cannot be opened read-only; it is checked right after
   // the write open below, before anything is written.
   std::error_code ec;
-  bool validated = false;
+  std::uint32_t version = 0;  // 0: not checked yet
   if (fs::exists(path, ec)) {
     if (auto hdf5 = check_hdf5_file(path); !hdf5) return hdf5.error();
     bool swmr = false;
     if (auto ro = open_read_only(path, &swmr); ro) {
-      if (auto schema = check_schema(ro->get(), path); !schema) return schema.error();
-      validated = true;
+      auto schema = check_schema(ro->get(), path);
+      if (!schema) return schema.error();
+      version = *schema;
     }
   } else {
     const fs::path parent = fs::path(path).parent_path();
@@ -986,7 +1191,7 @@ Result<std::unique_ptr<Hdf5Store>> Hdf5Store::open_for_write(const std::string& 
   auto lock = WriterLock::acquire(path);
   if (!lock) return lock.error();
   impl->lock = std::move(*lock);
-  if (auto opened = impl->open_locked(validated); !opened) {
+  if (auto opened = impl->open_locked(version); !opened) {
     (void)impl->close_handles();  // the file first, then the lock that guards it
     impl->lock.discard();
     return opened.error();
@@ -1089,6 +1294,7 @@ Result<void> Hdf5Store::append(std::span<const core::TaskResult> results) {
     row.acc_kl = o.acc_kl;
     row.acc_top1 = o.acc_top1;
     put(row.error, o.error);
+    put(row.fingerprint, r.fingerprint);
     row.samples_offset = m.samples.rows + m.pending_samples.size();
     row.samples_count = static_cast<std::uint32_t>(o.samples_s.size());
     m.pending_samples.insert(m.pending_samples.end(), o.samples_s.begin(), o.samples_s.end());
@@ -1189,6 +1395,7 @@ struct Hdf5Reader::Impl {
   std::string path;
   Handle file;
   bool swmr = false;
+  std::uint32_t version = kSchemaVersion;  // of the file; result_mem reads only its columns
   Handle runs, results, samples, metrics;
   Handle run_mem, result_mem, metric_mem;
 
@@ -1215,7 +1422,9 @@ Result<Hdf5Reader> Hdf5Reader::open(const std::string& path) {
   auto file = open_read_only(path, &impl->swmr);
   if (!file) return file.error();
   impl->file = std::move(*file);
-  if (auto schema = check_schema(impl->file.get(), path); !schema) return schema.error();
+  auto schema = check_schema(impl->file.get(), path);
+  if (!schema) return schema.error();
+  impl->version = *schema;
   impl->runs = open_dataset(impl->file.get(), kRunsTable.name);
   impl->results = open_dataset(impl->file.get(), kResultsTable.name);
   impl->samples = open_dataset(impl->file.get(), kSamplesName);
@@ -1223,11 +1432,17 @@ Result<Hdf5Reader> Hdf5Reader::open(const std::string& path) {
   if (!impl->runs.valid() || !impl->results.valid() || !impl->samples.valid() || !impl->metrics.valid())
     return h5_error(ErrorCode::kInput, path, "opening the datasets");
   impl->run_mem = compound_type(run_columns(), sizeof(RunRow), false);
-  impl->result_mem = compound_type(result_columns(), sizeof(ResultRow), false);
+  // An older file is read through the projection of its own columns: the newer members of the
+  // row struct are never written by HDF5 and keep the zero bytes they are set to before each read.
+  impl->result_mem = compound_type(result_columns(), sizeof(ResultRow), false, impl->version);
   impl->metric_mem = compound_type(metric_columns(), sizeof(MetricRow), false);
   if (!impl->run_mem.valid() || !impl->result_mem.valid() || !impl->metric_mem.valid())
     return h5_error(ErrorCode::kInfra, path, "building the row types");
   return Hdf5Reader(std::move(impl), path);
+}
+
+std::uint32_t Hdf5Reader::schema_version() const {
+  return impl_->version;
 }
 
 Result<std::vector<StoredRun>> Hdf5Reader::runs() const {
@@ -1262,12 +1477,17 @@ Result<std::vector<StoredResult>> Hdf5Reader::results(std::string_view run_id, b
   }
   auto metric_total = m.rows(m.metrics, kMetricsTable.name);
   if (!metric_total) return metric_total.error();
-  hsize_t sample_total = 0;
-  if (with_samples) {
-    auto n = m.rows(m.samples, kSamplesName);
-    if (!n) return n.error();
-    sample_total = *n;
-  }
+  auto samples_n = m.rows(m.samples, kSamplesName);
+  if (!samples_n) return samples_n.error();
+  const hsize_t sample_total = *samples_n;
+  // A row is returned once what it points at is visible too: a row whose samples or metrics lie
+  // beyond their datasets' extents belongs to a flush still in progress, or to one a killed
+  // writer never finished (its extents reached the file in another order than they were set).
+  auto wanted = [&](const ResultRow& r) {
+    return r.run_id[0] != '\0' && (run_id.empty() || get(r.run_id) == run_id) &&
+           r.samples_offset + r.samples_count <= sample_total &&
+           r.metrics_offset + r.metrics_count <= *metric_total;
+  };
 
   std::vector<StoredResult> out;
   constexpr hsize_t kBatch = 8192;  // rows per read; bounds the transient buffer (~11 MiB)
@@ -1277,13 +1497,15 @@ Result<std::vector<StoredResult>> Hdf5Reader::results(std::string_view run_id, b
   for (hsize_t start = lo; start < hi; start += kBatch) {
     const hsize_t count = std::min(kBatch, hi - start);
     buf.resize(count);
+    if (m.version < kSchemaVersion)
+      for (auto& r : buf) r.fingerprint[0] = '\0';  // not in the file: read as empty
     if (read_rows(m.results.get(), m.result_mem.get(), start, count, buf.data()) < 0)
       return h5_error(ErrorCode::kInput, path_, "reading /results");
     // The slices of /metrics and /samples that this batch's rows point at, read in one go each.
     // Rows of one batch were appended in order, so their slices are contiguous and ascending.
     hsize_t m_lo = *metric_total, m_hi = 0, s_lo = sample_total, s_hi = 0;
     for (const auto& r : buf) {
-      if (r.run_id[0] == '\0' || (!run_id.empty() && get(r.run_id) != run_id)) continue;
+      if (!wanted(r)) continue;
       if (r.metrics_count > 0 && r.metrics_offset + r.metrics_count <= *metric_total) {
         m_lo = std::min<hsize_t>(m_lo, r.metrics_offset);
         m_hi = std::max<hsize_t>(m_hi, r.metrics_offset + r.metrics_count);
@@ -1307,7 +1529,7 @@ Result<std::vector<StoredResult>> Hdf5Reader::results(std::string_view run_id, b
     }
     for (hsize_t i = 0; i < count; ++i) {
       const ResultRow& r = buf[i];
-      if (r.run_id[0] == '\0' || (!run_id.empty() && get(r.run_id) != run_id)) continue;
+      if (!wanted(r)) continue;
       StoredResult s = to_stored(r, start + i);
       if (!metric_buf.empty() && r.metrics_count > 0 && r.metrics_offset >= m_lo &&
           r.metrics_offset + r.metrics_count <= m_hi) {

@@ -28,7 +28,10 @@
 
 namespace ipfsa::store {
 
-inline constexpr std::uint32_t kSchemaVersion = 1;
+// Version 2 added /results.fingerprint. Readers read versions kOldestSchemaVersion..kSchemaVersion;
+// the writer upgrades an older store in place before writing to it (docs/store.md §Versions).
+inline constexpr std::uint32_t kSchemaVersion = 2;
+inline constexpr std::uint32_t kOldestSchemaVersion = 1;
 inline constexpr std::string_view kFormatName = "ipfs-accelerate trend store";
 
 // Widths (bytes) of the fixed-length, null-padded UTF-8 string columns. Longer values are cut at a
@@ -52,6 +55,7 @@ inline constexpr std::size_t kStatus = 16;
 inline constexpr std::size_t kWorkerHost = 64;
 inline constexpr std::size_t kError = 512;
 inline constexpr std::size_t kMetricName = 64;
+inline constexpr std::size_t kFingerprint = 256;  // schema_version >= 2
 }  // namespace width
 
 // `s` cut to at most `max_bytes` bytes without splitting a UTF-8 sequence. Pure.
@@ -64,10 +68,17 @@ class Hdf5Store final : public core::ResultSink {
   // built under a temporary name and renamed into place, so `path` is never a half-made store. An
   // existing file is checked read-only first, so a file that is not a store is never opened for
   // writing. A file left "open for write" by a crashed writer is recovered; runs it left "running"
-  // are marked "aborted" (ended_unix stays 0). Waits up to 10 s for readers holding HDF5's lock.
-  // Errors: kInfra when the folder or file cannot be created or written, another writer holds the
-  // lock, or readers keep the file locked; kInput when `path` is not a trend store ("PATH: not an
-  // ipfs-accelerate trend store: WHY") or is a corrupt HDF5 file. On failure nothing is left open,
+  // are marked "aborted" (ended_unix stays 0), and rows it left at the end of /results whose
+  // samples or metrics never reached the file get an empty run id (readers skip them). Waits up
+  // to 10 s for readers holding HDF5's lock.
+  // A store of an older schema_version is upgraded first, under the writer lock: every row is
+  // copied into a new file of the current schema (new columns empty), built under a temporary
+  // name and renamed over `path`, so `path` is always either the old or the new store. Needs free
+  // space for a second copy; without flock support (no writer lock) the upgrade is refused (kInput).
+  // Errors: kInfra when the folder or file cannot be created or written (an upgrade that fails
+  // leaves the old store unchanged), another writer holds the lock, or readers keep the file
+  // locked; kInput when `path` is not a trend store ("PATH: not an ipfs-accelerate trend store:
+  // WHY") or is a corrupt HDF5 file. On failure nothing is left open,
   // no `.lock` file is left that this call created, and an existing file is unchanged (except for
   // crash flags cleared as `h5clear -s` would).
   // In one process, open the writer before any Hdf5Reader of the same file (HDF5 shares one open
@@ -177,7 +188,8 @@ struct StoredResult {
   std::uint32_t samples_count = 0;
   std::uint64_t metrics_offset = 0;  // slice of /metrics
   std::uint32_t metrics_count = 0;
-  std::vector<double> samples;                          // filled only when asked for
+  std::string fingerprint;      // worker's hardware fingerprint; empty in schema_version 1 stores
+  std::vector<double> samples;  // filled only when asked for
   std::vector<std::pair<std::string, double>> metrics;  // in the order they were recorded
 };
 
@@ -188,8 +200,10 @@ struct StoredResult {
 // HDF5_USE_FILE_LOCKING=FALSE. Movable, not copyable.
 class Hdf5Reader {
  public:
-  // Errors (kInput): "PATH: no such file", "PATH: not an ipfs-accelerate trend store: WHY" (not
-  // HDF5, missing datasets or columns, wrong schema_version), or an HDF5 open failure.
+  // Reads every schema_version from kOldestSchemaVersion to kSchemaVersion; columns an older
+  // version lacks read as empty/zero. Errors (kInput): "PATH: no such file", "PATH: not an
+  // ipfs-accelerate trend store: WHY" (not HDF5, missing datasets or columns, unknown
+  // schema_version), or an HDF5 open failure.
   static Result<Hdf5Reader> open(const std::string& path);
 
   Hdf5Reader(Hdf5Reader&& other) noexcept;
@@ -201,12 +215,14 @@ class Hdf5Reader {
   // All runs in row order (the order they were begun). Error (kInput) on a read failure.
   Result<std::vector<StoredRun>> runs() const;
   // Result rows of `run_id` (all runs when empty; none for an unknown id) in row order, with their
-  // metrics and, when `with_samples`, their raw samples. A row whose samples are not visible yet
-  // (a concurrent writer's flush in progress) comes with an empty `samples`. Rows never completed
-  // by a crashed writer (empty run id) are skipped. Error (kInput) on a read failure.
+  // metrics and, when `with_samples`, their raw samples. A row whose samples or metrics lie beyond
+  // those datasets' current extents is skipped: a concurrent writer's flush still in progress (it
+  // shows on a later call), or a flush a killed writer never finished. Rows never completed by a
+  // crashed writer (empty run id) are skipped too. Error (kInput) on a read failure.
   Result<std::vector<StoredResult>> results(std::string_view run_id = {}, bool with_samples = false) const;
 
   const std::string& path() const { return path_; }
+  std::uint32_t schema_version() const;  // of the file, as read at open
 
  private:
   struct Impl;

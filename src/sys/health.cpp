@@ -33,6 +33,24 @@ std::uint64_t proc_kb(const char* file, const std::string& key) {
 
 }  // namespace
 
+std::string nvidia_driver_version(std::string_view text) {
+  constexpr std::string_view kPrefix = "NVRM version:";
+  const auto at = text.find(kPrefix);
+  if (at == std::string_view::npos) return {};
+  std::string_view line = text.substr(at + kPrefix.size());
+  line = line.substr(0, line.find('\n'));
+  std::istringstream ss{std::string(line)};
+  std::string token;
+  while (ss >> token) {
+    const bool digits_and_dots =
+        std::all_of(token.begin(), token.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+    if (digits_and_dots && token.front() != '.' && token.back() != '.' &&
+        token.find('.') != std::string::npos)
+      return token;
+  }
+  return {};
+}
+
 std::string host_name() {
   char buf[256] = {};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
@@ -80,6 +98,10 @@ core::WorkerInfo probe_worker_info(std::int32_t rank, int gpu_device) {
     w.gpu_name = g.name;
     w.gpu_cc = g.cc_major * 10 + g.cc_minor;
     w.gpu_memory_bytes = g.total_memory_bytes;
+    std::ifstream version("/proc/driver/nvidia/version");
+    std::stringstream text;
+    text << version.rdbuf();
+    w.gpu_driver = nvidia_driver_version(text.str());
   }
 #else
   (void)gpu_device;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "core/scheduler.hpp"
 
@@ -24,8 +25,12 @@ struct Health {
 };
 
 // Capabilities of this machine as seen by rank `rank`; `gpu_device` is the device the rank binds
-// to (node-local rank modulo device count), or -1 for none.
+// to (node-local rank modulo device count), or -1 for none. With a GPU, gpu_driver is the NVIDIA
+// kernel driver version from /proc/driver/nvidia/version (empty when that file is missing).
 core::WorkerInfo probe_worker_info(std::int32_t rank, int gpu_device);
+// The driver version ("550.54.15") in the text of /proc/driver/nvidia/version: the first token of
+// its "NVRM version:" line that is digits and dots with at least one dot; empty when none. Pure.
+std::string nvidia_driver_version(std::string_view proc_version_text);
 // Health right now; `disk_path` selects the filesystem for disk_free_bytes.
 Health probe_health(const std::string& disk_path, int gpu_device);
 // GPU devices visible to this process (0 without CUDA support or devices).

@@ -38,12 +38,13 @@ void serialize(A& a, TaskOutcome& o) {
 template <class A>
 void serialize(A& a, WorkerInfo& w) {
   a(w.rank, w.host, w.cpu_model, w.cpu_features, w.cores, w.memory_bytes, w.gpus, w.gpu_name, w.gpu_cc,
-    w.gpu_memory_bytes);
+    w.gpu_memory_bytes, w.gpu_driver);
 }
 
 template <class A>
 void serialize(A& a, TaskResult& r) {
-  a(r.task, r.attempt, r.final, r.flaky, r.worker, r.host, r.started_unix, r.ended_unix, r.outcome);
+  a(r.task, r.attempt, r.final, r.flaky, r.worker, r.host, r.started_unix, r.ended_unix, r.outcome,
+    r.fingerprint);
 }
 
 // The scheduler's input events: the entries of the HA quorum's replicated log (mpi/quorum.hpp).

@@ -21,7 +21,7 @@ import sys
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSIONS = (1, 2)  # 2 added /results.fingerprint (docs/store.md, Versions)
 FORMAT = "ipfs-accelerate trend store"
 
 # column -> numpy kind: S fixed bytes, u unsigned, i signed, f float
@@ -101,15 +101,16 @@ def main():
         version = f.attrs.get("schema_version", None)
         if fmt != FORMAT:
             problems.append(f"format attribute is {fmt!r}")
-        if version is None or int(version) != SCHEMA_VERSION:
-            problems.append(f"schema_version is {version!r}, want {SCHEMA_VERSION}")
+        if version is None or int(version) not in SCHEMA_VERSIONS:
+            problems.append(f"schema_version is {version!r}, want one of {SCHEMA_VERSIONS}")
         for name in ("runs", "results", "samples", "metrics"):
             if name not in f or not isinstance(f[name], h5py.Dataset):
                 problems.append(f"no /{name} dataset")
         if problems:
             print("\n".join(problems), file=sys.stderr)
             return 1
-        for name, want in (("runs", RUNS), ("results", RESULTS), ("metrics", METRICS)):
+        results = dict(RESULTS, fingerprint="S") if int(version) >= 2 else RESULTS
+        for name, want in (("runs", RUNS), ("results", results), ("metrics", METRICS)):
             check_columns(name, f[name], want, problems)
         if f["samples"].dtype != np.float64 or f["samples"].ndim != 1:
             problems.append(f"/samples is {f['samples'].dtype} with {f['samples'].ndim} dims")

@@ -126,6 +126,23 @@ TEST(Anomaly, NewestPointAgainstTrailingWindow) {
   EXPECT_GT(newest_robust_z(v), 4.0);
 }
 
+// Quantised history (a timer that resolves 10 ns): most points equal, so the MAD is 0. One more
+// point a step away is within the history's own spread, not an anomaly; a constant history still
+// flags any change.
+TEST(Anomaly, QuantisedHistoryIsNotNoiseless) {
+  std::vector<double> v;
+  for (int i = 0; i < 30; ++i) v.push_back(i % 3 == 0 ? 40e-9 : 30e-9);
+  v.push_back(40e-9);
+  EXPECT_FALSE(newest_is_anomaly(v)) << newest_robust_z(v);
+  v.back() = 200e-9;
+  EXPECT_TRUE(newest_is_anomaly(v));
+  std::vector<double> flat(30, 30e-9);
+  flat.push_back(31e-9);
+  EXPECT_TRUE(std::isinf(newest_robust_z(flat)));
+  flat.back() = 30e-9;
+  EXPECT_EQ(newest_robust_z(flat), 0.0);
+}
+
 TEST(RobustStats, MedianAndSigma) {
   EXPECT_EQ(median(std::vector<double>{3, 1, 2}), 2.0);
   EXPECT_EQ(median(std::vector<double>{4, 1, 3, 2}), 2.5);

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "core/scheduler.hpp"
+#include "sys/health.hpp"
 
 namespace ipfsa::core {
 namespace {
@@ -217,6 +218,7 @@ class ReferenceScheduler {
       r.attempt = attempt;
       r.worker = rank;
       r.host = w.info.host;
+      r.fingerprint = hardware_fingerprint(w.info);
       r.outcome.status = TaskStatus::kLost;
       r.outcome.error = "worker rank " + std::to_string(rank) + " lost";
       ready_.records.push_back(std::move(r));
@@ -246,6 +248,7 @@ class ReferenceScheduler {
     r.attempt = e.attempt;
     r.worker = e.worker;
     r.host = w.info.host;
+    r.fingerprint = hardware_fingerprint(w.info);
     r.started_unix = e.started_unix;
     r.ended_unix = e.ended_unix;
     r.outcome = e.outcome;
@@ -296,8 +299,13 @@ WorkerInfo make_worker(std::int32_t rank, std::uint64_t memory_mib = 8192, std::
   WorkerInfo w;
   w.rank = rank;
   w.host = "node" + std::to_string(rank);
+  w.cpu_model = "Test CPU " + std::to_string(rank % 2);
   w.memory_bytes = memory_mib * kMiB;
   w.gpus = gpus;
+  if (gpus > 0) {
+    w.gpu_name = "Test GPU";
+    w.gpu_driver = "550.54.15";
+  }
   w.gpu_memory_bytes = gpu_memory_mib * kMiB;
   return w;
 }
@@ -338,9 +346,10 @@ std::string dump(const SchedulerReady& r) {
   std::ostringstream os;
   for (const auto& x : r.records)
     os << "record task=" << x.task << " attempt=" << x.attempt << " final=" << x.final << " flaky=" << x.flaky
-       << " worker=" << x.worker << " host=" << x.host << " started=" << x.started_unix
-       << " ended=" << x.ended_unix << " status=" << to_string(x.outcome.status) << " error='"
-       << x.outcome.error << "' samples=" << x.outcome.samples_s.size() << "\n";
+       << " worker=" << x.worker << " host=" << x.host << " fingerprint=" << x.fingerprint
+       << " started=" << x.started_unix << " ended=" << x.ended_unix
+       << " status=" << to_string(x.outcome.status) << " error='" << x.outcome.error
+       << "' samples=" << x.outcome.samples_s.size() << "\n";
   for (const auto& a : r.assignments)
     os << "assign worker=" << a.worker << " task=" << a.task << " attempt=" << a.attempt << "\n";
   return os.str();
@@ -843,6 +852,66 @@ TEST(SchedulerTest, LosingTheOnlyGpuWorkerSkipsCudaTasksWithGpuMemoryReason) {
   EXPECT_EQ(r.records[2].task, 1u);
   EXPECT_EQ(r.records[2].attempt, 0u);
   EXPECT_TRUE(s.finished());
+}
+
+// Hardware fingerprints (issue 6): one short, deterministic string per worker, recorded with every
+// result it produces; trend series never mix them.
+TEST(HardwareFingerprint, NamesCpuGpusAndDriver) {
+  WorkerInfo w;
+  w.cpu_model = "AMD EPYC 7B13 64-Core Processor";
+  EXPECT_EQ(hardware_fingerprint(w), "cpu=AMD EPYC 7B13 64-Core Processor;gpus=0");
+  w.gpus = 1;
+  w.gpu_name = "NVIDIA H100 80GB HBM3";
+  EXPECT_EQ(hardware_fingerprint(w), "cpu=AMD EPYC 7B13 64-Core Processor;gpus=1xNVIDIA H100 80GB HBM3");
+  w.gpu_driver = "550.54.15";
+  EXPECT_EQ(hardware_fingerprint(w),
+            "cpu=AMD EPYC 7B13 64-Core Processor;gpus=1xNVIDIA H100 80GB HBM3;driver=550.54.15");
+  // Separators and white space inside names cannot break the fields apart.
+  WorkerInfo odd;
+  odd.cpu_model = "  Vendor;model=X\t  9000 ";
+  EXPECT_EQ(hardware_fingerprint(odd), "cpu=Vendor model X 9000;gpus=0");
+  EXPECT_EQ(hardware_fingerprint(WorkerInfo{}), "cpu=unknown;gpus=0");
+  // Host, rank, memory and core count are not hardware identity.
+  WorkerInfo other = w;
+  other.host = "elsewhere";
+  other.rank = 9;
+  other.memory_bytes = 1;
+  EXPECT_EQ(hardware_fingerprint(other), hardware_fingerprint(w));
+}
+
+TEST(HardwareFingerprint, DriverVersionFromProcText) {
+  EXPECT_EQ(
+      sys::nvidia_driver_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 "
+                                 "01:15:15 UTC 2023\nGCC version:  gcc version 12.2.0 (Debian 12.2.0-14)\n"),
+      "535.104.05");
+  EXPECT_EQ(sys::nvidia_driver_version(
+                "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release "
+                "Build  (dvs-builder@U16-I3-B03-4-3)  Tue Mar  5 22:15:33 UTC 2024\n"),
+            "550.54.15");
+  EXPECT_EQ(sys::nvidia_driver_version(""), "");
+  EXPECT_EQ(sys::nvidia_driver_version("GCC version:  gcc version 12.2.0\n"), "");
+}
+
+TEST(SchedulerTest, RecordsCarryTheFingerprintOfTheWorkerThatRanThem) {
+  std::vector<TaskSpec> tasks = {make_task(0, "m"), make_task(1, "m"), make_task(2, "m"),
+                                 make_task(3, "m", Priority::kMedium, "cuda")};
+  Scheduler s(tasks, SchedulerOptions{1});
+  feed(s, WorkerJoined{make_worker(1)});
+  feed(s, WorkerJoined{make_worker(2)});
+  SchedulerReady r = feed(s, AllJoined{});
+  ASSERT_EQ(r.records.size(), 1u);  // the CUDA task: skipped, no worker, no fingerprint
+  EXPECT_EQ(r.records[0].outcome.status, TaskStatus::kSkipped);
+  EXPECT_EQ(r.records[0].fingerprint, "");
+  r = feed(s, finished_event(1, 0, 0));
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].fingerprint, "cpu=Test CPU 1;gpus=0");
+  r = feed(s, finished_event(2, 1, 0));
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].fingerprint, "cpu=Test CPU 0;gpus=0");
+  r = feed(s, WorkerLost{1});  // its outstanding task 2: a lost record, with worker 1's fingerprint
+  ASSERT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(r.records[0].outcome.status, TaskStatus::kLost);
+  EXPECT_EQ(r.records[0].fingerprint, "cpu=Test CPU 1;gpus=0");
 }
 
 TEST(SchedulerTest, RetriesOnAnotherWorkerUntilExhausted) {

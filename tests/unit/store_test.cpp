@@ -5,7 +5,9 @@
 //   2. after flush() a row survives the writer's SIGKILL, a SWMR reader in another process sees
 //      it while the writer keeps the file open, and a crashed file is recovered for writing;
 //   3. a file that is not a trend store is refused with a kInput Error, never a crash, and is left
-//      unchanged by open_for_write.
+//      unchanged by open_for_write;
+//   4. a schema_version 1 store (no /results.fingerprint) is read, and upgraded by the writer with
+//      every row kept; a failed upgrade leaves it byte for byte unchanged.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -102,6 +104,7 @@ TaskResult make_result(std::uint32_t task, std::uint32_t attempt, bool final, Ta
   r.flaky = final && attempt > 0 && status == TaskStatus::kPassed;
   r.worker = static_cast<std::int32_t>(1 + task % 3);
   r.host = "node" + std::to_string(1 + task % 2);
+  r.fingerprint = "cpu=Test CPU " + std::to_string(task % 2) + ";gpus=0";
   r.started_unix = 1.7e9 + task;
   r.ended_unix = r.started_unix + 0.5;
   r.outcome.status = status;
@@ -147,6 +150,7 @@ void expect_row_matches(const TaskResult& want, const TaskSpec& spec, const std:
   EXPECT_EQ(got.signal, want.outcome.signal);
   EXPECT_EQ(got.worker_rank, want.worker);
   EXPECT_EQ(got.worker_host, want.host);
+  EXPECT_EQ(got.fingerprint, want.fingerprint);
   EXPECT_DOUBLE_EQ(got.started_unix, want.started_unix);
   EXPECT_DOUBLE_EQ(got.ended_unix, want.ended_unix);
   const core::SampleSummary s = core::summarize(want.outcome.samples_s);
@@ -269,6 +273,7 @@ TEST_F(StoreTest, RoundTripsRunsResultsSamplesAndMetrics) {
   auto skipped = make_result(2, 0, true, TaskStatus::kSkipped, 0, rng);
   skipped.worker = -1;
   skipped.host.clear();
+  skipped.fingerprint.clear();
   rows.push_back(skipped);
   rows.push_back(make_result(3, 0, true, TaskStatus::kPassed, 1, rng, true));
   rows.push_back(make_result(4, 0, true, TaskStatus::kPassed, 7, rng, true));
@@ -675,6 +680,7 @@ TEST_F(StoreTest, LongStringsAreCutAtCharacterBoundaries) {
   while (err.size() < 2000) err += "\xC3\xA9rror ";  // "érror " repeated
   r.outcome.error = err;
   r.outcome.metrics = {{std::string(100, 'm'), 1.5}};
+  r.fingerprint = std::string(400, 'f');
   RunInfo run = make_run("r", 1);
   run.hosts = std::string(5000, 'h');
   {
@@ -696,6 +702,7 @@ TEST_F(StoreTest, LongStringsAreCutAtCharacterBoundaries) {
   EXPECT_EQ(err.compare(0, got.error.size(), got.error), 0);
   ASSERT_EQ(got.metrics.size(), 1u);
   EXPECT_EQ(got.metrics[0].first, std::string(width::kMetricName, 'm'));
+  EXPECT_EQ(got.fingerprint, std::string(width::kFingerprint, 'f'));
   auto runs = reader.runs();
   ASSERT_TRUE(runs.ok());
   EXPECT_EQ((*runs)[0].hosts.size(), width::kHosts);
@@ -790,8 +797,10 @@ TEST_F(StoreTest, RefusesHdf5FilesWithoutOurSchema) {
   expect_not_a_store(file("plain.h5"), "not an ipfs-accelerate trend store: no 'format' attribute");
   make("other_format.h5", [&](hid_t f) { set_attrs(f, 1, "something else"); });
   expect_not_a_store(file("other_format.h5"), "'format' attribute is \"something else\"");
-  make("v2.h5", [&](hid_t f) { set_attrs(f, 2, std::string(kFormatName)); });
-  expect_not_a_store(file("v2.h5"), "schema_version is 2, this build reads 1");
+  make("v3.h5", [&](hid_t f) { set_attrs(f, 3, std::string(kFormatName)); });
+  expect_not_a_store(file("v3.h5"), "schema_version is 3, this build reads 1 to 2");
+  make("v0.h5", [&](hid_t f) { set_attrs(f, 0, std::string(kFormatName)); });
+  expect_not_a_store(file("v0.h5"), "schema_version is 0, this build reads 1 to 2");
   make("no_tables.h5", [&](hid_t f) { set_attrs(f, 1, std::string(kFormatName)); });
   expect_not_a_store(file("no_tables.h5"), "no /runs dataset");
   make("wrong_tables.h5", [&](hid_t f) {
@@ -964,6 +973,62 @@ TEST_F(StoreTest, CrashedWriterLosesNothingFlushedAndIsRecovered) {
   hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   EXPECT_GE(f, 0);
   if (f >= 0) H5Fclose(f);
+}
+
+// A writer killed inside a flush can leave /results' new extent in the file without /samples'
+// (made here by shrinking /samples with plain HDF5 calls). Readers skip the rows that point beyond
+// the samples; the next writer blanks them, so the samples it appends are never read as theirs.
+TEST_F(StoreTest, RowsWhoseSamplesNeverReachedTheFileAreSkippedThenBlanked) {
+  const std::string path = file("trends.h5");
+  const auto tasks = make_tasks(10);
+  std::mt19937_64 rng(31);
+  std::vector<TaskResult> rows;
+  for (std::uint32_t t = 0; t < 10; ++t) rows.push_back(make_result(t, 0, true, TaskStatus::kPassed, 4, rng));
+  {
+    auto store = open_store(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->begin_run(make_run("a", 10, 1.0e9), tasks).ok());
+    ASSERT_TRUE(store->append(rows).ok());
+    ASSERT_TRUE(store->close().ok());
+  }
+  {  // Only the first 8 rows' samples "reached the file".
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    hid_t ds = H5Dopen2(f, "samples", H5P_DEFAULT);
+    const hsize_t n = 8 * 4;
+    ASSERT_GE(H5Dset_extent(ds, &n), 0);
+    H5Dclose(ds);
+    ASSERT_GE(H5Fclose(f), 0);
+  }
+  {
+    auto got = open_reader(path).results("a", true);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    ASSERT_EQ(got->size(), 8u);
+    for (std::size_t i = 0; i < 8; ++i) expect_row_matches(rows[i], tasks[i], "a", (*got)[i], true);
+  }
+  std::vector<TaskResult> next;
+  for (std::uint32_t t = 0; t < 3; ++t) next.push_back(make_result(t, 0, true, TaskStatus::kPassed, 4, rng));
+  {
+    auto store = open_store(path);
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->begin_run(make_run("b", 10, 1.1e9), tasks).ok());
+    ASSERT_TRUE(store->append(next).ok());
+    ASSERT_TRUE(store->close().ok());
+  }
+  auto reader = open_reader(path);
+  auto a = reader.results("a", true);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->size(), 8u);
+  auto b = reader.results("b", true);
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b->size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*b)[i].row, 10 + i);
+    expect_row_matches(next[i], tasks[i], "b", (*b)[i], true);
+  }
+  auto all = reader.results("", true);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 11u);  // rows 8 and 9 are blank now
 }
 
 // A coordinator that takes over as leader after the writer was killed: through written_attempts
@@ -1274,6 +1339,241 @@ TEST_F(StoreTest, H5pyReadsTheStoreWhileWrittenAndAfter) {
   const std::string bytes = slurp(path);
   write_file(file("cut.h5"), bytes.substr(0, 40));
   EXPECT_EQ(run_check(file("cut.h5"), 1, "", &out), 2) << out;
+}
+
+// ---- schema_version 1 stores ----
+
+// Writes at `dst` the schema_version 1 image of the closed store at `src`: the file attributes
+// (schema_version 1), /runs, /samples and /metrics as they are (H5Ocopy keeps their chunked,
+// unlimited layout), and /results with the same rows but without the `fingerprint` column: the
+// layout this code wrote before version 2, which appended that one column (docs/store.md
+// §Versions). Plain HDF5 calls, independent of the writer.
+void make_v1_copy(const std::string& src, const std::string& dst) {
+  hid_t in = H5Fopen(src.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(in, 0);
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+  hid_t out = H5Fcreate(dst.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  ASSERT_GE(out, 0);
+  for (const char* name : {"runs", "samples", "metrics"})
+    ASSERT_GE(H5Ocopy(in, name, out, name, H5P_DEFAULT, H5P_DEFAULT), 0) << name;
+
+  hid_t ds = H5Dopen2(in, "results", H5P_DEFAULT);
+  hid_t v2 = H5Dget_type(ds);
+  const int members = H5Tget_nmembers(v2);
+  std::size_t size = 0;
+  std::vector<std::pair<std::string, hid_t>> kept;
+  for (int i = 0; i < members; ++i) {
+    char* name = H5Tget_member_name(v2, static_cast<unsigned>(i));
+    const std::string n = name;
+    H5free_memory(name);
+    if (n == "fingerprint") {
+      ASSERT_EQ(i, members - 1) << "fingerprint is not the last column";
+      continue;
+    }
+    hid_t mt = H5Tget_member_type(v2, static_cast<unsigned>(i));
+    size += H5Tget_size(mt);
+    kept.emplace_back(n, mt);
+  }
+  ASSERT_EQ(kept.size(), 39u);  // the 39 columns of schema_version 1
+  hid_t v1 = H5Tcreate(H5T_COMPOUND, size);
+  std::size_t offset = 0;
+  for (auto& [n, mt] : kept) {
+    H5Tinsert(v1, n.c_str(), offset, mt);
+    offset += H5Tget_size(mt);
+    H5Tclose(mt);
+  }
+  hid_t space = H5Dget_space(ds);
+  hsize_t rows = 0;
+  H5Sget_simple_extent_dims(space, &rows, nullptr);
+  std::vector<unsigned char> buf(std::max<std::size_t>(1, rows * size));
+  if (rows > 0) {
+    ASSERT_GE(H5Dread(ds, v1, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), 0);
+  }
+  hid_t dcpl = H5Dget_create_plist(ds);
+  const hsize_t unlimited = H5S_UNLIMITED;
+  hid_t out_space = H5Screate_simple(1, &rows, &unlimited);
+  hid_t out_ds = H5Dcreate2(out, "results", v1, out_space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  ASSERT_GE(out_ds, 0);
+  if (rows > 0) {
+    ASSERT_GE(H5Dwrite(out_ds, v1, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), 0);
+  }
+
+  hid_t scalar = H5Screate(H5S_SCALAR);
+  const std::uint32_t version = 1;
+  hid_t a = H5Acreate2(out, "schema_version", H5T_STD_U32LE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, H5T_NATIVE_UINT32, &version);
+  H5Aclose(a);
+  hid_t st = H5Tcopy(H5T_C_S1);
+  H5Tset_size(st, kFormatName.size());
+  H5Tset_cset(st, H5T_CSET_UTF8);
+  a = H5Acreate2(out, "format", st, scalar, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, st, kFormatName.data());
+  H5Aclose(a);
+  for (hid_t id : {st, v1, v2}) H5Tclose(id);
+  for (hid_t id : {scalar, space, out_space}) H5Sclose(id);
+  H5Pclose(dcpl);
+  H5Pclose(fapl);
+  H5Dclose(out_ds);
+  H5Dclose(ds);
+  ASSERT_GE(H5Fclose(out), 0);
+  ASSERT_GE(H5Fclose(in), 0);
+}
+
+std::uint32_t file_schema_version(const std::string& path) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) return 0;
+  hid_t a = H5Aopen(f, "schema_version", H5P_DEFAULT);
+  std::uint32_t v = 0;
+  H5Aread(a, H5T_NATIVE_UINT32, &v);
+  H5Aclose(a);
+  H5Fclose(f);
+  return v;
+}
+
+std::vector<std::string> result_column_names(const std::string& path) {
+  std::vector<std::string> names;
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t ds = H5Dopen2(f, "results", H5P_DEFAULT);
+  hid_t t = H5Dget_type(ds);
+  for (int i = 0; i < H5Tget_nmembers(t); ++i) {
+    char* n = H5Tget_member_name(t, static_cast<unsigned>(i));
+    names.emplace_back(n);
+    H5free_memory(n);
+  }
+  H5Tclose(t);
+  H5Dclose(ds);
+  H5Fclose(f);
+  return names;
+}
+
+// A v2 store with two runs: "old" completed (6 tasks, one skipped, metrics), "left" still running
+// (a writer that died before end_run). Returns the rows written, in order.
+std::vector<TaskResult> write_two_runs(const std::string& path, const std::vector<TaskSpec>& tasks) {
+  std::mt19937_64 rng(21);
+  std::vector<TaskResult> rows;
+  auto store = open_store(path);
+  EXPECT_TRUE(store);
+  if (!store) return rows;
+  EXPECT_TRUE(store->begin_run(make_run("old", 6, 1.0e9), tasks).ok());
+  for (std::uint32_t t = 0; t < 6; ++t)
+    rows.push_back(make_result(t, 0, true, t == 2 ? TaskStatus::kSkipped : TaskStatus::kPassed,
+                               t == 2 ? 0 : 3 + t, rng, t % 2 == 0));
+  EXPECT_TRUE(store->append(rows).ok());
+  RunInfo done = make_run("old", 6, 1.0e9);
+  done.status = "completed";
+  EXPECT_TRUE(store->end_run(done).ok());
+  EXPECT_TRUE(store->begin_run(make_run("left", 6, 1.1e9), tasks).ok());
+  std::vector<TaskResult> more = {make_result(0, 0, true, TaskStatus::kPassed, 4, rng, true)};
+  EXPECT_TRUE(store->append(more).ok());
+  rows.insert(rows.end(), more.begin(), more.end());
+  EXPECT_TRUE(store->close().ok());
+  return rows;
+}
+
+TEST_F(StoreTest, ReadsASchemaVersion1Store) {
+  const auto tasks = make_tasks(6);
+  const auto rows = write_two_runs(file("v2.h5"), tasks);
+  make_v1_copy(file("v2.h5"), file("v1.h5"));
+  ASSERT_EQ(file_schema_version(file("v1.h5")), 1u);
+  auto names = result_column_names(file("v2.h5"));
+  ASSERT_EQ(names.back(), "fingerprint");
+  names.pop_back();
+  EXPECT_EQ(result_column_names(file("v1.h5")), names);
+
+  auto reader = open_reader(file("v1.h5"));
+  EXPECT_EQ(reader.schema_version(), 1u);
+  auto runs = reader.runs();
+  ASSERT_TRUE(runs.ok()) << runs.error().message;
+  ASSERT_EQ(runs->size(), 2u);
+  for (bool with_samples : {false, true}) {
+    auto got = reader.results("", with_samples);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    ASSERT_EQ(got->size(), rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      TaskResult want = rows[i];
+      want.fingerprint.clear();  // not in a v1 file: read as empty
+      expect_row_matches(want, tasks[want.task], i < 6 ? "old" : "left", (*got)[i], with_samples);
+    }
+  }
+  // `store show` reads it too.
+  std::ostringstream out;
+  ASSERT_TRUE(show_store(file("v1.h5"), "old", false, out).ok());
+  EXPECT_NE(out.str().find("2 runs"), std::string::npos) << out.str();
+  EXPECT_EQ(open_reader(file("v2.h5")).schema_version(), kSchemaVersion);
+}
+
+TEST_F(StoreTest, WriterUpgradesASchemaVersion1StoreKeepingEveryRow) {
+  const auto tasks = make_tasks(6);
+  const auto rows = write_two_runs(file("v2.h5"), tasks);
+  const std::string path = file("v1.h5");
+  make_v1_copy(file("v2.h5"), path);
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  {
+    auto store = open_store(path);
+    ASSERT_TRUE(store);
+    // The new run's rows carry their fingerprints; the old ones stay without.
+    ASSERT_TRUE(store->begin_run(make_run("new", 6, 1.2e9), tasks).ok());
+    std::mt19937_64 rng(22);
+    std::vector<TaskResult> fresh = {make_result(1, 0, true, TaskStatus::kPassed, 5, rng, true)};
+    ASSERT_TRUE(store->append(fresh).ok());
+    RunInfo done = make_run("new", 6, 1.2e9);
+    done.status = "completed";
+    ASSERT_TRUE(store->end_run(done).ok());
+    ASSERT_TRUE(store->close().ok());
+    EXPECT_EQ(file_schema_version(path), kSchemaVersion);
+    EXPECT_EQ(result_column_names(path), result_column_names(file("v2.h5")));
+    auto reader = open_reader(path);
+    auto runs = reader.runs();
+    ASSERT_TRUE(runs.ok());
+    ASSERT_EQ(runs->size(), 3u);
+    EXPECT_EQ((*runs)[0].status, "completed");
+    EXPECT_EQ((*runs)[1].status, "aborted");  // the writer lock proved its writer gone
+    EXPECT_EQ((*runs)[2].run_id, "new");
+    EXPECT_EQ((*runs)[2].results_first_row, rows.size());
+    auto got = reader.results("", true);
+    ASSERT_TRUE(got.ok()) << got.error().message;
+    ASSERT_EQ(got->size(), rows.size() + 1);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      TaskResult want = rows[i];
+      want.fingerprint.clear();
+      expect_row_matches(want, tasks[want.task], i < 6 ? "old" : "left", (*got)[i], true);
+    }
+    expect_row_matches(fresh[0], tasks[1], "new", got->back(), true);
+    EXPECT_EQ(got->back().fingerprint, "cpu=Test CPU 1;gpus=0");
+  }
+  EXPECT_EQ(fs::status(path).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  for (const auto& e : fs::directory_iterator(dir_))  // no temporary file left behind
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  // Opening the upgraded store again does not upgrade it again.
+  { ASSERT_TRUE(open_store(path)); }
+  EXPECT_EQ(open_reader(path).results().value().size(), rows.size() + 1);
+}
+
+TEST_F(StoreTest, FailedUpgradeLeavesTheVersion1StoreUnchanged) {
+  const auto tasks = make_tasks(6);
+  write_two_runs(file("v2.h5"), tasks);
+  const std::string path = file("v1.h5");
+  make_v1_copy(file("v2.h5"), path);
+  const std::string before = slurp(path);
+  // The new store is built under this name; a folder there makes creating it fail.
+  const std::string tmp = file(".v1.h5.tmp-" + std::to_string(::getpid()));
+  fs::create_directory(tmp);
+  fs::create_directory(tmp + "/keep");  // not empty: the failed create cannot remove it
+  auto store = Hdf5Store::open_for_write(path);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.error().code, ErrorCode::kInfra);
+  EXPECT_NE(store.error().message.find(
+                path + ": upgrading the store from schema_version 1 to 2 failed (the store is "
+                       "unchanged)"),
+            std::string::npos)
+      << store.error().message;
+  EXPECT_EQ(slurp(path), before);
+  EXPECT_EQ(open_reader(path).schema_version(), 1u);
+  fs::remove_all(tmp);
+  ASSERT_TRUE(open_store(path));  // once the obstacle is gone the upgrade goes through
+  EXPECT_EQ(file_schema_version(path), kSchemaVersion);
 }
 
 // ---- sinks for tests ----

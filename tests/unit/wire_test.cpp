@@ -50,6 +50,40 @@ TEST(Wire, OutcomeRoundTripKeepsNaNAndSamples) {
   EXPECT_EQ(back->metrics, o.metrics);
 }
 
+// The fields added for hardware fingerprints (issue 6) travel with WorkerInfo and TaskResult.
+TEST(Wire, WorkerInfoAndTaskResultCarryTheFingerprintFields) {
+  core::WorkerInfo w;
+  w.rank = 3;
+  w.host = "node3";
+  w.cpu_model = "AMD EPYC 7B13";
+  w.gpus = 1;
+  w.gpu_name = "NVIDIA H100 80GB HBM3";
+  w.gpu_driver = "550.54.15";
+  auto wb = wire::decode<core::WorkerInfo>(wire::encode(w));
+  ASSERT_TRUE(wb.ok()) << wb.error().message;
+  EXPECT_EQ(wb->gpu_driver, "550.54.15");
+  EXPECT_EQ(wb->gpu_name, w.gpu_name);
+  EXPECT_EQ(core::hardware_fingerprint(*wb), core::hardware_fingerprint(w));
+
+  core::TaskResult r;
+  r.task = 7;
+  r.attempt = 1;
+  r.final = true;
+  r.worker = 3;
+  r.host = "node3";
+  r.fingerprint = core::hardware_fingerprint(w);
+  r.outcome.status = core::TaskStatus::kPassed;
+  r.outcome.samples_s = {0.25, 0.5};
+  auto rb = wire::decode<core::TaskResult>(wire::encode(r));
+  ASSERT_TRUE(rb.ok()) << rb.error().message;
+  EXPECT_EQ(rb->fingerprint, "cpu=AMD EPYC 7B13;gpus=1xNVIDIA H100 80GB HBM3;driver=550.54.15");
+  EXPECT_EQ(rb->host, "node3");
+  EXPECT_EQ(rb->outcome.samples_s, r.outcome.samples_s);
+  // The new fields are the last ones: a buffer cut just before them is an error, not a result.
+  const std::string bytes = wire::encode(r);
+  EXPECT_FALSE(wire::decode<core::TaskResult>(std::string_view(bytes).substr(0, bytes.size() - 1)).ok());
+}
+
 TEST(Wire, TruncatedBufferIsAnErrorNotACrash) {
   const auto bytes = wire::encode(sample_task());
   for (std::size_t n = 0; n < bytes.size(); n += 7) {
