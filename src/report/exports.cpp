@@ -87,9 +87,13 @@ bool xml_char(char32_t cp) {
          (cp >= 0xE000 && cp <= 0xFFFD) || (cp >= 0x10000 && cp <= 0x10FFFF);
 }
 
-// XML-escaped text (attribute values also escape quotes and keep whitespace characters as
-// references, which attribute-value normalisation would otherwise turn into spaces).
 std::string xml_escape(std::string_view s, bool attribute) {
+  return markup_escape(s, attribute);
+}
+
+}  // namespace
+
+std::string markup_escape(std::string_view s, bool attribute) {
   std::string out;
   out.reserve(s.size() + 16);
   for (std::size_t i = 0; i < s.size();) {
@@ -129,6 +133,8 @@ std::string xml_escape(std::string_view s, bool attribute) {
   }
   return out;
 }
+
+namespace {
 
 std::string attr(std::string_view s) {
   return xml_escape(s, true);

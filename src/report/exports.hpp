@@ -144,6 +144,11 @@ std::string trends_junit(std::string_view source, std::string_view judged_run,
 std::string trends_markdown(std::string_view source, std::string_view judged_run,
                             std::span<const SeriesTrend> trends, std::size_t max_rows = 50);
 
+// `s` escaped for XML (and HTML) text, or for an attribute value when `attribute` (quotes, and
+// tab/CR/LF as character references so attribute normalisation keeps them). Invalid UTF-8 and
+// characters XML 1.0 forbids become U+FFFD. Pure.
+std::string markup_escape(std::string_view s, bool attribute);
+
 // Writes `text` to `path` through a temporary file in the same folder renamed into place, so a
 // reader never sees half a file. Error (kInfra) naming the path when it cannot be written; nothing
 // is left behind then.

@@ -25,27 +25,10 @@ json jnum(double v) {
   return std::isfinite(v) ? json(v) : json(nullptr);
 }
 
+// Text for HTML element content and attribute values: the XML escaping of exports.hpp (also
+// valid HTML; invalid UTF-8 becomes U+FFFD).
 std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
+  return markup_escape(s, true);
 }
 
 // JSON text safe inside <script type="application/json">: '<' and '>' only occur inside JSON
