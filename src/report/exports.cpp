@@ -334,11 +334,13 @@ std::string regression_message(const SeriesTrend& t) {
   return msg;
 }
 
-// One <testcase> for a series (indented for a <testsuite>): its figures as properties and, for a
-// regression, a <failure> with the newest points and the change points.
-std::string series_testcase(const SeriesTrend& t, std::string_view classname) {
-  std::string x = "    <testcase classname=\"" + attr(classname) + "\" name=\"" + attr(t.key) +
-                  "\" time=\"0\">\n      <properties>\n";
+// One nested <testsuite> holding one <testcase> for a series (indented inside a <testsuite>): its
+// figures as the suite's properties (the Jenkins schema allows no properties on a testcase) and,
+// for a regression, a <failure> with the newest points and the change points.
+std::string series_suite(const SeriesTrend& t, std::string_view classname) {
+  const bool failed = t.verdict == "regression";
+  std::string x = "    <testsuite name=\"" + attr(t.key) + "\" tests=\"1\" failures=\"" +
+                  (failed ? "1" : "0") + "\" errors=\"0\" skipped=\"0\" time=\"0\">\n      <properties>\n";
   auto prop = [&](std::string_view name, const std::string& value) {
     x += "        <property name=\"" + attr(name) + "\" value=\"" + attr(value) + "\"/>\n";
   };
@@ -352,19 +354,18 @@ std::string series_testcase(const SeriesTrend& t, std::string_view classname) {
   }
   prop("points", std::to_string(t.values.size()));
   prop("change_points", std::to_string(t.change_points.size()));
-  x += "      </properties>\n";
-  if (t.verdict == "regression") {
-    std::string detail = "run\tvalue\n";
-    const std::size_t from = t.values.size() > 10 ? t.values.size() - 10 : 0;
-    for (std::size_t i = from; i < t.values.size(); ++i)
-      detail += (i < t.runs.size() ? t.runs[i] : std::to_string(i)) + "\t" + num(t.values[i]) + "\n";
-    for (const auto& cp : t.change_points)
-      detail += "change point before point " + std::to_string(cp.index) + ": " +
-                signed_pct(cp.magnitude_pct) + " (p=" + sig(cp.p_value, 3) + ")\n";
-    x += "      <failure type=\"regression\" message=\"" + attr(regression_message(t)) + "\">" +
-         xml_escape(detail, false) + "</failure>\n";
-  }
-  return x + "    </testcase>\n";
+  x += "      </properties>\n      <testcase classname=\"" + attr(classname) + "\" name=\"" + attr(t.key) +
+       "\" time=\"0\"";
+  if (!failed) return x + "/>\n    </testsuite>\n";
+  std::string detail = "run\tvalue\n";
+  const std::size_t from = t.values.size() > 10 ? t.values.size() - 10 : 0;
+  for (std::size_t i = from; i < t.values.size(); ++i)
+    detail += (i < t.runs.size() ? t.runs[i] : std::to_string(i)) + "\t" + num(t.values[i]) + "\n";
+  for (const auto& cp : t.change_points)
+    detail += "change point before point " + std::to_string(cp.index) + ": " + signed_pct(cp.magnitude_pct) +
+              " (p=" + sig(cp.p_value, 3) + ")\n";
+  return x + ">\n        <failure type=\"regression\" message=\"" + attr(regression_message(t)) + "\">" +
+         xml_escape(detail, false) + "</failure>\n      </testcase>\n    </testsuite>\n";
 }
 
 }  // namespace
@@ -509,8 +510,7 @@ std::string junit_xml(const core::RunInfo& run, std::span<const ResultRow> rows,
 
   std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   x += "<testsuites name=\"ipfs-accelerate\" tests=\"" + std::to_string(tests) + "\" failures=\"" +
-       std::to_string(failures) + "\" errors=\"" + std::to_string(errors) + "\" skipped=\"" +
-       std::to_string(c.skipped) + "\" time=\"" + time + "\">\n";
+       std::to_string(failures) + "\" errors=\"" + std::to_string(errors) + "\" time=\"" + time + "\">\n";
   x += "  <testsuite name=\"" + attr(suite_name) + "\" id=\"" + attr(run.run_id) + "\" package=\"" +
        attr(run.campaign) + "\" tests=\"" + std::to_string(tests) + "\" failures=\"" +
        std::to_string(failures) + "\" errors=\"" + std::to_string(errors) + "\" skipped=\"" +
@@ -535,10 +535,19 @@ std::string junit_xml(const core::RunInfo& run, std::span<const ResultRow> rows,
   suite_prop("regressions", std::to_string(c.regressions));
   x += "    </properties>\n";
 
+  // One nested <testsuite> per task: its measurements as the suite's properties (the Jenkins
+  // schema allows no properties on a testcase; Jenkins and GitLab read nested suites), then the
+  // testcase.
   for (const auto& r : rows) {
     const std::string classname = r.kind + "/" + (r.model.empty() ? r.kind : r.model);
-    x += "    <testcase classname=\"" + attr(classname) + "\" name=\"" + attr(r.task_id) + "\" time=\"" +
-         fixed(duration_s(r.started_unix, r.ended_unix), 6) + "\">\n      <properties>\n";
+    const bool skipped = r.status == "skipped";
+    const bool error = !skipped && r.status != "passed" &&
+                       (r.status == "lost" || r.status == kUnfinished || !is_failure(r.status));
+    const bool failure = !skipped && r.status != "passed" && !error;
+    const std::string case_time = fixed(duration_s(r.started_unix, r.ended_unix), 6);
+    x += "    <testsuite name=\"" + attr(r.task_id) + "\" tests=\"1\" failures=\"" + (failure ? "1" : "0") +
+         "\" errors=\"" + (error ? "1" : "0") + "\" skipped=\"" + (skipped ? "1" : "0") + "\" time=\"" +
+         case_time + "\">\n      <properties>\n";
     auto prop = [&](std::string_view name, const std::string& value) {
       x += "        <property name=\"" + attr(name) + "\" value=\"" + attr(value) + "\"/>\n";
     };
@@ -547,24 +556,26 @@ std::string junit_xml(const core::RunInfo& run, std::span<const ResultRow> rows,
     prop("flaky", r.flaky ? "1" : "0");
     if (r.worker_rank >= 0) prop("worker", r.worker_host + ":" + std::to_string(r.worker_rank));
     for (const auto& [name, value] : measurements(r)) prop(name, value);
-    x += "      </properties>\n";
+    x += "      </properties>\n      <testcase classname=\"" + attr(classname) + "\" name=\"" +
+         attr(r.task_id) + "\" time=\"" + case_time + "\"";
     const std::string headline = r.status + (r.error.empty() ? "" : ": " + first_line(r.error, 300));
-    if (r.status == "skipped") {
-      x += "      <skipped message=\"" + attr(headline) + "\"/>\n";
-    } else if (r.status != "passed") {
+    if (skipped) {
+      x += ">\n        <skipped message=\"" + attr(headline) + "\"/>\n      </testcase>\n";
+    } else if (error || failure) {
       std::string detail = r.error;
       if (r.signal != 0) detail += "\nsignal: " + std::to_string(r.signal);
       detail += "\nattempts: " + std::to_string(r.attempts);
       if (r.worker_rank >= 0) detail += "\nworker: " + r.worker_host + ":" + std::to_string(r.worker_rank);
-      const bool error = r.status == "lost" || r.status == kUnfinished || !is_failure(r.status);
       const char* tag = error ? "error" : "failure";
-      x += "      <" + std::string(tag) + " type=\"" + attr(r.status) + "\" message=\"" + attr(headline) +
-           "\">" + xml_escape(detail, false) + "</" + tag + ">\n";
+      x += ">\n        <" + std::string(tag) + " type=\"" + attr(r.status) + "\" message=\"" +
+           attr(headline) + "\">" + xml_escape(detail, false) + "</" + tag + ">\n      </testcase>\n";
+    } else {
+      x += "/>\n";
     }
-    x += "    </testcase>\n";
+    x += "    </testsuite>\n";
   }
 
-  for (const SeriesTrend* t : regs) x += series_testcase(*t, "regression");
+  for (const SeriesTrend* t : regs) x += series_suite(*t, "regression");
   x += "  </testsuite>\n</testsuites>\n";
   return x;
 }
@@ -805,13 +816,13 @@ std::string trends_junit(std::string_view source, std::string_view judged_run,
   const std::string name = "trends " + std::string(judged_run.empty() ? source : judged_run);
   std::string x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
   x += "<testsuites name=\"ipfs-accelerate trends\" tests=\"" + n + "\" failures=\"" + f +
-       "\" errors=\"0\" skipped=\"0\" time=\"0\">\n";
+       "\" errors=\"0\" time=\"0\">\n";
   x += "  <testsuite name=\"" + attr(name) + "\" tests=\"" + n + "\" failures=\"" + f +
        "\" errors=\"0\" skipped=\"0\" time=\"0\">\n    <properties>\n";
   x += "      <property name=\"source\" value=\"" + attr(source) + "\"/>\n";
   x += "      <property name=\"judged_run\" value=\"" + attr(judged_run) + "\"/>\n    </properties>\n";
   for (const SeriesTrend* t : judged)
-    x += series_testcase(*t, t->metric.empty() ? std::string("trends") : "trends." + t->metric);
+    x += series_suite(*t, t->metric.empty() ? std::string("trends") : "trends." + t->metric);
   x += "  </testsuite>\n</testsuites>\n";
   return x;
 }

@@ -100,15 +100,17 @@ StatusCounts count_statuses(std::span<const ResultRow> rows, std::span<const Ser
 std::vector<const SeriesTrend*> regressions(std::span<const SeriesTrend> trends, std::string_view run_id);
 
 // JUnit XML, one <testsuites> with one <testsuite> for the run (name "CAMPAIGN RUN_ID", id RUN_ID,
-// timestamp, hostname, run facts as suite properties) holding:
-//   - one <testcase> per row: classname "KIND/MODEL", name the task id, time the final attempt's
-//     wall time; failed/crashed/timeout/oom -> <failure type=STATUS message=...>; lost and
-//     unfinished -> <error>; skipped -> <skipped message=.../>; the measurements (latency summary,
-//     samples, throughput, peak memory, accuracy, attempts, flaky, worker, the kind's metrics) as
-//     <properties><property name= value=/>;
-//   - then one failing <testcase classname="regression" name=SERIES_KEY> per regression.
-// Valid against tests/data/junit.xsd. Text is XML-escaped; invalid UTF-8 and characters XML 1.0
-// forbids become U+FFFD.
+// timestamp, hostname, run facts as suite properties) holding one nested <testsuite> per task
+// (name the task id; the measurements — latency summary, samples, throughput, peak memory,
+// accuracy, attempts, flaky, worker, the kind's metrics — as its <properties>) with its one
+// <testcase> (classname "KIND/MODEL", name the task id, time the final attempt's wall time):
+// failed/crashed/timeout/oom -> <failure type=STATUS message=...>; lost and unfinished -> <error>;
+// skipped -> <skipped message=.../>. Then one nested suite per regression of this run, whose
+// testcase (classname "regression", name the series key) fails. Nested suites carry the
+// properties because the Jenkins JUnit model (the xunit plugin's junit-10.xsd) allows none on a
+// testcase; Jenkins' junit plugin and GitLab read nested suites. Valid against
+// tests/data/junit.xsd. Text is XML-escaped; invalid UTF-8 and characters XML 1.0 forbids become
+// U+FFFD.
 std::string junit_xml(const core::RunInfo& run, std::span<const ResultRow> rows,
                       std::span<const SeriesTrend> trends);
 
@@ -132,9 +134,10 @@ std::string results_csv(const core::RunInfo& run, std::span<const ResultRow> row
 std::string results_json(const core::RunInfo& run, std::span<const ResultRow> rows,
                          std::span<const SeriesTrend> trends);
 
-// `trends --format junit`: one <testsuite> ("trends RUN") with one <testcase> per series judged
-// for `judged_run` (every series when it is empty, as for CSV input): classname "trends.METRIC",
-// name the series key, the verdict and its figures as properties, a regression as <failure>.
+// `trends --format junit`: one <testsuite> ("trends RUN") with one nested suite per series judged
+// for `judged_run` (every series when it is empty, as for CSV input): the verdict and its figures
+// as the suite's properties, one <testcase> (classname "trends.METRIC", name the series key), a
+// regression as <failure>.
 // Valid against tests/data/junit.xsd.
 std::string trends_junit(std::string_view source, std::string_view judged_run,
                          std::span<const SeriesTrend> trends);

@@ -87,7 +87,12 @@ xmllint --noout --schema "$IPFSA_SOURCE_DIR/tests/data/junit.xsd" junit.xml || f
 import sys, xml.etree.ElementTree as ET
 junit, md, tasks, slowed = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 suite = ET.parse(junit).getroot().find("testsuite")
-cases = suite.findall("testcase")
+# One nested suite per task and per regression, holding its one testcase and the properties.
+nested = suite.findall("testsuite")
+assert all(len(n.findall("testcase")) == 1 for n in nested), "a nested suite without exactly one testcase"
+assert not suite.findall("testcase") and not any(c.find("properties") is not None for c in suite.iter("testcase"))
+cases = [n.find("testcase") for n in nested]
+suite_of = {id(n.find("testcase")): n for n in nested}
 tasks_cases = [c for c in cases if c.get("classname") != "regression"]
 assert len(tasks_cases) == tasks, (len(tasks_cases), tasks)
 regs = [c for c in cases if c.get("classname") == "regression"]
@@ -100,7 +105,7 @@ assert skipped == ["selftest.sleep:needs-gpu/cuda/fp32/b1/s0/latency"], skipped
 assert suite.get("tests") == str(tasks + len(regs)) and suite.get("failures") == str(1 + len(regs))
 assert suite.get("skipped") == "1"
 sleep = next(c for c in tasks_cases if c.get("name").startswith("selftest.sleep[ms=20]"))
-props = {p.get("name"): p.get("value") for p in sleep.find("properties")}
+props = {p.get("name"): p.get("value") for p in suite_of[id(sleep)].find("properties")}
 assert float(props["latency_p50_s"]) > 0.019 and props["samples"] == "3", props
 text = open(md).read()
 assert text.index(f"### Regressions ({len(regs)})") < text.index("### Tasks that did not pass (1)"), text

@@ -142,6 +142,12 @@ TEST(Junit, OneTestcasePerTaskPlusOnePerRegressionOfThisRun) {
   EXPECT_NE(x.find("<testsuite name=\"nightly 20260101T000000Z-beef\" id=\"20260101T000000Z-beef\""),
             std::string::npos);
   EXPECT_NE(x.find("tests=\"9\" failures=\"5\" errors=\"1\" skipped=\"1\""), std::string::npos) << x;
+  // One nested suite per task and per regression, holding the properties (none on a testcase).
+  EXPECT_EQ(count(x, "<testsuite "), 10u);
+  for (auto at = x.find("<properties>"); at != std::string::npos; at = x.find("<properties>", at + 1)) {
+    const auto line = x.rfind('\n', x.rfind('\n', at) - 1) + 1;  // the line before
+    EXPECT_EQ(x.compare(x.find_first_not_of(' ', line), 10, "<testsuite"), 0) << "properties not on a suite";
+  }
   EXPECT_NE(x.find("timestamp=\"2026-01-01T00:00:00\" hostname=\"node1\""), std::string::npos);
   EXPECT_NE(x.find("classname=\"selftest.fail/selftest.fail\" name=\"fail/cpu/fp32/b1/s0/latency\""),
             std::string::npos);
@@ -154,6 +160,8 @@ TEST(Junit, OneTestcasePerTaskPlusOnePerRegressionOfThisRun) {
   EXPECT_NE(
       x.find("<testcase classname=\"regression\" name=\"sleep[ms=1]/cpu/fp32/b1/s0/latency/latency_p50\""),
       std::string::npos);
+  EXPECT_EQ(x.find("<testsuites name=\"ipfs-accelerate\" tests=\"9\" failures=\"5\" errors=\"1\" time="), 39u)
+      << "the root carries no skipped count (not in the Jenkins JUnit model)";
   EXPECT_EQ(x.find("old/latency_p50"), std::string::npos);
   // Metrics as properties.
   EXPECT_NE(x.find("<property name=\"latency_p50_s\" value=\"0.011\"/>"), std::string::npos);
