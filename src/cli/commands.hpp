@@ -37,6 +37,8 @@ struct TrendsOptions {
   std::string run;    // with store: the run judged (default: the newest)
   std::string format = "text";
   double threshold_pct = 10.0;
+  double throughput_pct = 10.0;
+  double accuracy_abs = 0.01;
   bool higher_is_better = false;
 };
 // Exit 0 when no series regressed, 1 when any did, 2 for bad input.

@@ -266,8 +266,21 @@ int main(int argc, char** argv) {
       ->needs(trends_store);
   trends_cmd->add_option("--format", trends.format, "text, json, junit (JUnit XML) or markdown")
       ->check(CLI::IsMember({"text", "json", "junit", "markdown"}));
-  trends_cmd->add_option("--threshold-pct", trends.threshold_pct, "Minimum effect for a verdict, in percent")
+  trends_cmd
+      ->add_option("--threshold-pct", trends.threshold_pct,
+                   "Minimum effect for a verdict, in percent (store mode: latency and memory; campaign "
+                   "thresholds.latency_pct)")
       ->check(CLI::Range(0.0, 1e6));
+  trends_cmd
+      ->add_option("--throughput-pct", trends.throughput_pct,
+                   "Store mode: minimum throughput effect for a verdict, in percent (campaign "
+                   "thresholds.throughput_pct)")
+      ->check(CLI::Range(0.0, 1e6));
+  trends_cmd
+      ->add_option("--accuracy-abs", trends.accuracy_abs,
+                   "Store mode: minimum drop of accuracy (cosine against fp32) for a verdict "
+                   "(thresholds.accuracy_abs)")
+      ->check(CLI::Range(0.0, 1.0));
   trends_cmd
       ->add_flag("--higher-is-better", trends.higher_is_better,
                  "With --csv: the metric is throughput-like (default: latency-like, higher is worse)")

@@ -50,6 +50,8 @@ int kinds_command() {
 int trends_command(const TrendsOptions& o) {
   report::TrendOptions opts;
   opts.threshold_pct = o.threshold_pct;
+  opts.throughput_pct = o.throughput_pct;
+  opts.accuracy_abs = o.accuracy_abs;
   opts.higher_is_better = o.higher_is_better;
   auto trends =
       o.store.empty() ? report::analyse_csv(o.csv, opts) : report::analyse_store(o.store, o.run, opts);

@@ -31,7 +31,7 @@ CLI::App* add_report_command(CLI::App& app, ReportOptions& o) {
 }
 
 int report_command(const ReportOptions& o) {
-  auto input = report::load_report_input(o.store, o.run, o.max_runs);
+  auto input = report::load_report_input(o.store, o.run, {}, o.max_runs);
   if (!input) {
     std::cerr << "ipfs-accelerate: " << input.error().message << "\n";
     return static_cast<int>(input.error().code);

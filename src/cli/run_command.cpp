@@ -356,7 +356,12 @@ class RunStore final : public mpi::LeaderStore {
 void write_ci_outputs(const std::string& out_dir, const std::string& store_path, const core::RunInfo& info,
                       const core::Campaign& campaign, std::span<const core::TaskResult> finals) {
   const auto rows = report::rows_from_results(campaign.tasks, finals);
-  auto input = report::load_report_input(store_path, info.run_id);
+  // The campaign's thresholds are the minimum effects of a regression (docs/campaigns.md).
+  report::TrendOptions trend_options;
+  trend_options.threshold_pct = campaign.thresholds.latency_pct;
+  trend_options.throughput_pct = campaign.thresholds.throughput_pct;
+  trend_options.accuracy_abs = campaign.thresholds.accuracy_abs;
+  auto input = report::load_report_input(store_path, info.run_id, trend_options);
   if (!input) spdlog::warn("report.html and the trends in junit.xml skipped: {}", input.error().message);
   const std::vector<report::SeriesTrend> none;
   const auto& trends = input ? input->trends : none;

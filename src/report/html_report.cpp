@@ -219,7 +219,7 @@ std::string render_html_report(const HtmlReportInput& in) {
 }
 
 Result<HtmlReportInput> load_report_input(const std::string& store_path, const std::string& run_id,
-                                          std::size_t max_runs) {
+                                          const TrendOptions& trend_options, std::size_t max_runs) {
   HtmlReportInput in;
   in.store_path = store_path;
   {
@@ -250,7 +250,7 @@ Result<HtmlReportInput> load_report_input(const std::string& store_path, const s
     }
   }
   // Every series of the store's history up to this run (docs/trends.md), read by its own reader.
-  auto trends = analyse_store(store_path, in.run_id, TrendOptions{});
+  auto trends = analyse_store(store_path, in.run_id, trend_options);
   if (!trends) return trends.error();
   in.trends = std::move(*trends);
   return in;

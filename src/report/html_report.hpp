@@ -48,7 +48,7 @@ std::string render_html_report(const HtmlReportInput& in);
 // Errors (kInput): the store's own open/read errors (they name the file), "PATH: the store has no
 // runs", "PATH: no run 'ID' in the store".
 Result<HtmlReportInput> load_report_input(const std::string& store_path, const std::string& run_id = {},
-                                          std::size_t max_runs = 50);
+                                          const TrendOptions& trend_options = {}, std::size_t max_runs = 50);
 
 // render_html_report written to `path` (write_text_file: temporary file renamed into place).
 // Error (kInfra) naming the path.

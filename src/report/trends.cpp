@@ -436,6 +436,12 @@ Result<std::vector<SeriesTrend>> analyse_store(const std::string& path, const st
       if (values.empty()) return;
       TrendOptions mo = o;
       mo.higher_is_better = metric_higher_is_better(m);
+      if (m == Metric::kThroughput) mo.threshold_pct = o.throughput_pct;
+      if (m == Metric::kAccuracy) {
+        // An absolute drop, as a percentage of the series' typical level (cosine is near 1).
+        const double level = std::abs(core::median(std::span<const double>(values).first(values.size() - 1)));
+        mo.threshold_pct = values.size() > 1 && level > 0 ? o.accuracy_abs / level * 100.0 : o.threshold_pct;
+      }
       finish(analyse_series(key(m), std::move(ids), std::move(values), mo), m);
     };
     single(Metric::kThroughput, [](const Point& p) { return p.throughput; });

@@ -20,7 +20,13 @@
 namespace ipfsa::report {
 
 struct TrendOptions {
-  double threshold_pct = 10.0;    // minimum effect for a regression/improvement verdict
+  // Minimum effect for a regression/improvement verdict: CSV series, and in store mode latency
+  // (p50/p90/p99) and peak memory. The campaign's `thresholds.latency_pct`.
+  double threshold_pct = 10.0;
+  // Store mode: throughput's minimum effect in percent (`thresholds.throughput_pct`) and
+  // accuracy's (cosine against fp32) as an absolute drop (`thresholds.accuracy_abs`).
+  double throughput_pct = 10.0;
+  double accuracy_abs = 0.01;
   bool higher_is_better = false;  // CSV mode: latency-like (default), higher is a regression
   core::ChangePointOptions change_points;
   core::AnomalyOptions anomaly;

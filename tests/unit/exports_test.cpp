@@ -430,7 +430,7 @@ TEST(LoadReportInput, ReadsAStoreThatThisProcessIsWriting) {
     if (t.metric == "latency_p50") p50_of.insert(t.task_id);
   }
   EXPECT_EQ(p50_of.size(), 2u);
-  in = load_report_input(path, "run1", 1);
+  in = load_report_input(path, "run1", {}, 1);
   ASSERT_TRUE(in.ok()) << in.error().message;
   EXPECT_EQ(in->runs.size(), 1u);
   auto unknown = load_report_input(path, "run9");

@@ -279,9 +279,10 @@ class StoreTrends : public ::testing::Test {
     store_.reset();
   }
 
-  std::vector<SeriesTrend> analyse(const std::string& run_id = {}, const std::string& path = {}) {
+  std::vector<SeriesTrend> analyse(const std::string& run_id = {}, const std::string& path = {},
+                                   const TrendOptions& options = {}) {
     close_store();
-    auto r = analyse_store(path.empty() ? path_ : path, run_id, {});
+    auto r = analyse_store(path.empty() ? path_ : path, run_id, options);
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
     return r.ok() ? std::move(*r) : std::vector<SeriesTrend>{};
   }
@@ -524,6 +525,34 @@ TEST_F(StoreTrends, NewestRunRegressionsAreNamedExactly) {
   const auto before = analyse("r9");
   EXPECT_TRUE(with_verdict(before, "regression").empty());
   EXPECT_TRUE(with_verdict(before, "improvement").empty());
+}
+
+// The campaign's thresholds are per metric: throughput_pct for throughput, accuracy_abs (an
+// absolute drop of cosine) for accuracy. A 20% throughput loss and a 0.02 cosine drop regress
+// under the defaults (10%, 0.01) and not under thresholds of 25% and 0.05.
+TEST_F(StoreTrends, ThroughputAndAccuracyUseTheirOwnThresholds) {
+  const std::vector<core::TaskSpec> tasks = {task(0, "m/cpu/int4/b1/s0/latency", "model")};
+  std::mt19937_64 rng(9);
+  for (int r = 0; r <= 10; ++r) {
+    const bool last = r == 10;
+    auto row = passed(0, samples_around(0.010, 10, 0.01, rng), kCpuA);
+    row.outcome.throughput = (last ? 800.0 : 1000.0) * (1 + 0.002 * (r % 3));
+    row.outcome.acc_cosine = (last ? 0.975 : 0.995) + 0.0001 * (r % 3);
+    write_run("r" + std::to_string(r), "n1", tasks, {row});
+  }
+  auto regressed = [&](const TrendOptions& o) {
+    std::vector<std::string> out;
+    for (const auto* t : with_verdict(analyse({}, {}, o), "regression")) out.push_back(t->metric);
+    return out;
+  };
+  EXPECT_EQ(regressed({}), (std::vector<std::string>{"throughput", "accuracy_cosine"}));
+  TrendOptions lenient;
+  lenient.throughput_pct = 25;
+  lenient.accuracy_abs = 0.05;
+  EXPECT_TRUE(regressed(lenient).empty());
+  TrendOptions latency_only;  // the latency threshold does not govern the other two
+  latency_only.threshold_pct = 50;
+  EXPECT_EQ(regressed(latency_only), (std::vector<std::string>{"throughput", "accuracy_cosine"}));
 }
 
 // A sweep (two tasks of one configuration in every run, differing in params) is two series, told
