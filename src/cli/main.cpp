@@ -65,13 +65,14 @@ int main(int argc, char** argv) {
       app.add_subcommand("run", "Run a campaign (under mpirun: rank 0 coordinates, the others work)");
   run_cmd->add_option("campaign", run.campaign,
                       "Campaign YAML file (default: the embedded default campaign)");
-  run_cmd->add_option("--out", run.out_dir,
-                      "Output folder for summary.json and results.csv (default: results/runs/RUN_ID)");
+  auto* out_opt = run_cmd->add_option(
+      "--out", run.out_dir, "Output folder for summary.json and results.csv (default: results/runs/RUN_ID)");
   run_cmd
       ->add_option("--resume", run.resume,
                    "Continue the interrupted run whose output folder is RUN_DIR (same campaign): keep its "
-                   "final results, run the rest")
-      ->type_name("RUN_DIR");
+                   "final results, run the rest; its outputs go to RUN_DIR")
+      ->type_name("RUN_DIR")
+      ->excludes(out_opt);
   run_cmd->add_option("--store", run.store,
                       "HDF5 trend store (default: the campaign's `store`, else results/trends.h5)");
   run_cmd

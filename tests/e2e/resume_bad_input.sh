@@ -30,6 +30,8 @@ tasks:
 YAML
 
 expect_exit 2 "/nonexistent-run-dir" -- "$IPFSA_BIN" launch -n 2 -- a.yaml --resume /nonexistent-run-dir
+# A resumed run's outputs go to its own folder: --out with --resume is refused, not ignored.
+expect_exit 2 "--resume excludes --out|--out excludes --resume" -- "$IPFSA_BIN" launch -n 2 -- a.yaml --resume x --out y
 mkdir notarun
 expect_exit 2 "notarun.*not a run folder" -- "$IPFSA_BIN" launch -n 2 -- a.yaml --resume notarun
 
