@@ -6,6 +6,7 @@
 #   2. The same with the leader's process killed from outside (kill -9 of rank 0, the first leader).
 #   3. Two of three coordinators killed: no quorum, the run stops (exit 3) without losing the
 #      results it acknowledged; `run --resume` then completes it without rerunning them.
+#   4. A quorum of 5 on 8 ranks: the leader killed from outside, then its successor: exit 0.
 # Bad input: --coordinators 2, a malformed --chaos, too few ranks for the quorum: exit 2.
 source "$(dirname "$0")/lib.bash"
 cat > campaign.yaml <<'YAML'
@@ -110,6 +111,43 @@ expect_complete noq noq.h5 "resume after no quorum"
 expect_eq "$(json noq/summary.json results_kept)" "$kept" "results kept by the resume"
 expect_eq "$(json noq/summary.json results_written)" "$((200 - kept))" "rows written by the resume"
 echo "two of three coordinators killed: exit 3 with $kept results stored; --resume kept them and ran $((200 - kept))"
+
+# 4. A quorum of 5 on 8 ranks loses two leaders in a row (kill -9 of rank 0 after 20 stored
+#    results, then of the leader that replaced it after 80): exit 0, every task once, 2 changes.
+OUT="$WORK/five-$$"
+"$IPFSA_BIN" launch -n 8 -- campaign.yaml --coordinators 5 --out "$OUT" --store five.h5 "${FAST[@]}" \
+  > five.log 2> five.err &
+job=$!
+wait_finals() {  # N: until the store holds N final rows (or the job ended)
+  local n=0
+  for _ in $(seq 1 600); do
+    [ -f five.h5 ] && n=$(store_finals five.h5)
+    [ "$n" -ge "$1" ] && return 0
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.05
+  done
+  fail "five: fewer than $1 results stored (saw $n)"
+}
+wait_finals 20
+kill -9 "$(rank_pid "$OUT" 0)"
+second=""
+for _ in $(seq 1 200); do
+  second=$(sed -n 's/.*coordinator rank \([0-9]\): leader of term [2-9].*/\1/p' five.err | tail -n 1)
+  [ -n "$second" ] && break
+  sleep 0.05
+done
+[ -n "$second" ] || fail "five: no new leader after rank 0 was killed: $(tail -5 five.err)"
+wait_finals 80
+kill -9 "$(rank_pid "$OUT" "$second")"
+set +e
+wait "$job"
+rc=$?
+set -e
+expect_eq "$rc" 0 "five: exit code (stderr: $(grep -v joined five.err | tail -5))"
+expect_complete "$OUT" five.h5 "five coordinators, two leaders killed"
+changes=$(json "$OUT/summary.json" leader_changes)
+[ "$changes" -ge 2 ] || fail "five: leader_changes is $changes after two leaders were killed"
+echo "quorum of 5: leaders 0 and $second killed in turn: exit 0, 200 tasks once each, leader_changes=$changes"
 
 # Bad input: exit 2 with the reason.
 expect_exit() {  # CODE PATTERN -- command...
