@@ -27,11 +27,22 @@ CLI::App* add_report_command(CLI::App& app, ReportOptions& o) {
   cmd->add_option("--markdown", o.markdown, "Also write a Markdown summary (for $GITHUB_STEP_SUMMARY)");
   cmd->add_option("--max-runs", o.max_runs, "Runs in the report: the run and those begun before it")
       ->check(CLI::Range(1, 100000));
+  cmd->add_option("--threshold-pct", o.threshold_pct,
+                  "Minimum latency and memory effect of a verdict, in percent (as for `trends`)")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--throughput-pct", o.throughput_pct, "Minimum throughput effect of a verdict, in percent")
+      ->check(CLI::Range(0.0, 1e6));
+  cmd->add_option("--accuracy-abs", o.accuracy_abs, "Minimum accuracy drop (cosine) of a verdict")
+      ->check(CLI::Range(0.0, 1.0));
   return cmd;
 }
 
 int report_command(const ReportOptions& o) {
-  auto input = report::load_report_input(o.store, o.run, {}, o.max_runs);
+  report::TrendOptions trend_options;
+  trend_options.threshold_pct = o.threshold_pct;
+  trend_options.throughput_pct = o.throughput_pct;
+  trend_options.accuracy_abs = o.accuracy_abs;
+  auto input = report::load_report_input(o.store, o.run, trend_options, o.max_runs);
   if (!input) {
     std::cerr << "ipfs-accelerate: " << input.error().message << "\n";
     return static_cast<int>(input.error().code);

@@ -21,6 +21,10 @@ struct ReportOptions {
   std::string junit;
   std::string markdown;
   std::size_t max_runs = 50;  // runs shown: the run and those begun before it
+  // Minimum effects of a verdict, as `trends` takes them (the campaign's `thresholds`).
+  double threshold_pct = 10.0;
+  double throughput_pct = 10.0;
+  double accuracy_abs = 0.01;
 };
 
 // Registers the `report` subcommand on `app`, parsing into `o` (which must outlive the parse).

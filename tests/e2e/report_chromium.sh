@@ -113,6 +113,12 @@ assert slowed in text
 print("junit/markdown: ok")
 PY
 
+# The verdicts follow the thresholds: with a minimum effect of 1000% nothing regresses.
+"$IPFSA_BIN" report --store trends.h5 --junit lenient.xml --threshold-pct 1000 --throughput-pct 1000 \
+  --accuracy-abs 1 > /dev/null || fail "report with --threshold-pct failed"
+! grep -q 'classname="regression"' lenient.xml || fail "a regression despite --threshold-pct 1000"
+grep -q 'classname="regression"' junit.xml || fail "no regression at the default thresholds"
+
 # 3. CSV through pandas, against the store read with h5py.
 "$PY" - results.csv trends.h5 "$RUN_ID" "$TASKS" <<'PY'
 import sys, h5py, numpy as np, pandas as pd
