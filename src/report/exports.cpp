@@ -411,17 +411,7 @@ std::vector<ResultRow> rows_from_results(std::span<const core::TaskSpec> tasks,
     row.signal = o.signal;
     row.started_unix = r->started_unix;
     row.ended_unix = r->ended_unix;
-    if (!o.samples_s.empty()) {
-      const auto s = core::summarize(o.samples_s);
-      row.sample_count = static_cast<std::uint32_t>(s.count);
-      row.latency_mean_s = s.mean;
-      row.latency_p50_s = s.p50;
-      row.latency_p90_s = s.p90;
-      row.latency_p99_s = s.p99;
-      row.latency_min_s = s.min;
-      row.latency_max_s = s.max;
-      row.latency_stddev_s = s.stddev;
-    }
+    core::copy_latency_summary(core::summarize(o.samples_s), row);  // NaN and 0 without samples
     row.throughput = o.throughput;
     row.peak_memory_bytes = o.peak_memory_bytes;
     row.acc_cosine = o.acc_cosine;
@@ -733,46 +723,44 @@ std::string results_json(const core::RunInfo& run, std::span<const ResultRow> ro
   for (const auto& r : rows) {
     nlohmann::json m = nlohmann::json::object();
     for (const auto& [name, v] : r.metrics) m[name] = jnum(v);
-    results.push_back({{"task_index", r.task_index},
-                       {"task_id", r.task_id},
-                       {"kind", r.kind},
-                       {"model", r.model},
-                       {"hardware", r.hardware},
-                       {"precision", r.precision},
-                       {"batch", r.batch},
-                       {"seq_len", r.seq_len},
-                       {"scenario", r.scenario},
-                       {"priority", r.priority},
-                       {"status", r.status},
-                       {"attempts", r.attempts},
-                       {"flaky", r.flaky},
-                       {"worker_rank", r.worker_rank},
-                       {"worker_host", r.worker_host},
-                       {"signal", r.signal},
-                       {"started_unix", r.started_unix},
-                       {"ended_unix", r.ended_unix},
-                       {"samples", r.sample_count},
-                       {"latency_mean_s", jnum(r.latency_mean_s)},
-                       {"latency_p50_s", jnum(r.latency_p50_s)},
-                       {"latency_p90_s", jnum(r.latency_p90_s)},
-                       {"latency_p99_s", jnum(r.latency_p99_s)},
-                       {"latency_min_s", jnum(r.latency_min_s)},
-                       {"latency_max_s", jnum(r.latency_max_s)},
-                       {"latency_stddev_s", jnum(r.latency_stddev_s)},
-                       {"throughput", jnum(r.throughput)},
-                       {"peak_memory_bytes", r.peak_memory_bytes},
-                       {"acc_cosine", jnum(r.acc_cosine)},
-                       {"acc_rel_error", jnum(r.acc_rel_error)},
-                       {"acc_kl", jnum(r.acc_kl)},
-                       {"acc_top1", jnum(r.acc_top1)},
-                       {"metrics", m},
-                       {"error", r.error}});
+    nlohmann::json entry = task_config_json(r);
+    entry.update({{"task_index", r.task_index},
+                  {"task_id", r.task_id},
+                  {"status", r.status},
+                  {"attempts", r.attempts},
+                  {"flaky", r.flaky},
+                  {"worker_rank", r.worker_rank},
+                  {"worker_host", r.worker_host},
+                  {"signal", r.signal},
+                  {"started_unix", r.started_unix},
+                  {"ended_unix", r.ended_unix},
+                  {"samples", r.sample_count},
+                  {"latency_mean_s", jnum(r.latency_mean_s)},
+                  {"latency_p50_s", jnum(r.latency_p50_s)},
+                  {"latency_p90_s", jnum(r.latency_p90_s)},
+                  {"latency_p99_s", jnum(r.latency_p99_s)},
+                  {"latency_min_s", jnum(r.latency_min_s)},
+                  {"latency_max_s", jnum(r.latency_max_s)},
+                  {"latency_stddev_s", jnum(r.latency_stddev_s)},
+                  {"throughput", jnum(r.throughput)},
+                  {"peak_memory_bytes", r.peak_memory_bytes},
+                  {"acc_cosine", jnum(r.acc_cosine)},
+                  {"acc_rel_error", jnum(r.acc_rel_error)},
+                  {"acc_kl", jnum(r.acc_kl)},
+                  {"acc_top1", jnum(r.acc_top1)},
+                  {"metrics", m},
+                  {"error", r.error}});
+    results.push_back(std::move(entry));
   }
   auto& regs = j["regressions"] = nlohmann::json::array();
   for (const SeriesTrend* t : regressions(trends, run.run_id)) regs.push_back(t->key);
-  j["series"] =
-      nlohmann::json::parse(trends_json(std::vector<SeriesTrend>(trends.begin(), trends.end())))["series"];
+  j["series"] = trends_series_json(trends);
   return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+nlohmann::json task_config_json(const ResultRow& r) {
+  return {{"kind", r.kind},   {"model", r.model},     {"hardware", r.hardware}, {"precision", r.precision},
+          {"batch", r.batch}, {"seq_len", r.seq_len}, {"scenario", r.scenario}, {"priority", r.priority}};
 }
 
 Result<void> write_text_file(const std::string& path, std::string_view text) {

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/error.hpp"
 #include "core/result_sink.hpp"
 #include "core/task.hpp"
@@ -151,6 +153,10 @@ std::string trends_markdown(std::string_view source, std::string_view judged_run
 // tab/CR/LF as character references so attribute normalisation keeps them). Invalid UTF-8 and
 // characters XML 1.0 forbids become U+FFFD. Pure.
 std::string markup_escape(std::string_view s, bool attribute);
+
+// A task's configuration as JSON: kind, model, hardware, precision, batch, seq_len, scenario,
+// priority (results_json's rows and report.html's configurations).
+nlohmann::json task_config_json(const ResultRow& r);
 
 // Writes `text` to `path` through a temporary file in the same folder renamed into place, so a
 // reader never sees half a file. Error (kInfra) naming the path when it cannot be written; nothing

@@ -117,15 +117,9 @@ std::string render_html_report(const HtmlReportInput& in) {
     for (const auto& r : run_rows[i]) {
       if (config_index.count(r.task_id) != 0) continue;
       config_index.emplace(r.task_id, static_cast<int>(configs.size()));
-      configs.push_back({{"id", r.task_id},
-                         {"kind", r.kind},
-                         {"model", r.model},
-                         {"hardware", r.hardware},
-                         {"precision", r.precision},
-                         {"batch", r.batch},
-                         {"seq_len", r.seq_len},
-                         {"scenario", r.scenario},
-                         {"priority", r.priority}});
+      json config = task_config_json(r);
+      config["id"] = r.task_id;
+      configs.push_back(std::move(config));
     }
   }
 

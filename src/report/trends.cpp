@@ -453,7 +453,7 @@ Result<std::vector<SeriesTrend>> analyse_store(const std::string& path, const st
   return out;
 }
 
-std::string trends_json(const std::vector<SeriesTrend>& trends) {
+nlohmann::json trends_series_json(std::span<const SeriesTrend> trends) {
   nlohmann::json series = nlohmann::json::array();
   for (const auto& t : trends) {
     nlohmann::json cps = nlohmann::json::array();
@@ -491,7 +491,11 @@ std::string trends_json(const std::vector<SeriesTrend>& trends) {
     }
     series.push_back(std::move(s));
   }
-  return nlohmann::json{{"series", series}}.dump(2) + "\n";
+  return series;
+}
+
+std::string trends_json(const std::vector<SeriesTrend>& trends) {
+  return nlohmann::json{{"series", trends_series_json(trends)}}.dump(2) + "\n";
 }
 
 namespace {

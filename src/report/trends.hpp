@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/changepoint.hpp"
 #include "core/error.hpp"
 #include "core/task.hpp"
@@ -124,6 +126,8 @@ Result<std::vector<SeriesTrend>> analyse_store(const std::string& path, const st
 
 // `{"series": [...]}` (docs/trends.md); store-mode series carry their extra fields too.
 std::string trends_json(const std::vector<SeriesTrend>& trends);
+// The "series" array of trends_json, as a value (for documents that embed it).
+nlohmann::json trends_series_json(std::span<const SeriesTrend> trends);
 // One line per series (verdict, key, points, anomaly, change points; in store mode also newest
 // value, baseline, effect and the test's p-value), then a count line.
 std::string trends_text(const std::vector<SeriesTrend>& trends);

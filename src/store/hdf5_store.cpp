@@ -1278,15 +1278,7 @@ Result<void> Hdf5Store::append(std::span<const core::TaskResult> results) {
     put(row.worker_host, r.host);
     row.started_unix = r.started_unix;
     row.ended_unix = r.ended_unix;
-    const core::SampleSummary s = core::summarize(o.samples_s);
-    row.latency_mean_s = s.mean;
-    row.latency_p50_s = s.p50;
-    row.latency_p90_s = s.p90;
-    row.latency_p99_s = s.p99;
-    row.latency_min_s = s.min;
-    row.latency_max_s = s.max;
-    row.latency_stddev_s = s.stddev;
-    row.sample_count = static_cast<std::uint32_t>(s.count);
+    core::copy_latency_summary(core::summarize(o.samples_s), row);
     row.throughput = o.throughput;
     row.peak_memory_bytes = o.peak_memory_bytes;
     row.acc_cosine = o.acc_cosine;
