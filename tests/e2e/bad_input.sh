@@ -4,17 +4,6 @@
 source "$(dirname "$0")/lib.bash"
 DATA="$IPFSA_SOURCE_DIR/tests/data/campaigns"
 
-expect_exit() {  # CODE PATTERN -- command...
-  local code=$1 pattern=$2; shift 3
-  set +e
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  set -e
-  [ "$rc" = "$code" ] || fail "$*: exit $rc, expected $code; stderr: $(cat err.txt)"
-  grep -Eq -- "$pattern" err.txt || fail "$*: stderr does not match /$pattern/: $(cat err.txt)"
-  if grep -Eq "Segmentation|Aborted|terminate called|internal error" err.txt; then fail "$*: crashed: $(cat err.txt)"; fi
-}
-
 n=0
 for f in "$DATA"/bad_*.yaml; do
   base=$(basename "$f")

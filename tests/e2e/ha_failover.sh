@@ -150,16 +150,6 @@ changes=$(json "$OUT/summary.json" leader_changes)
 echo "quorum of 5: leaders 0 and $second killed in turn: exit 0, 200 tasks once each, leader_changes=$changes"
 
 # Bad input: exit 2 with the reason.
-expect_exit() {  # CODE PATTERN -- command...
-  local code=$1 pattern=$2
-  shift 3
-  set +e
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  set -e
-  [ "$rc" = "$code" ] || fail "$*: exit $rc, expected $code; stderr: $(cat err.txt)"
-  grep -Eq -- "$pattern" err.txt || fail "$*: stderr does not match /$pattern/: $(cat err.txt)"
-}
 expect_exit 2 "--coordinators" -- "$IPFSA_BIN" launch -n 6 -- campaign.yaml --coordinators 2
 expect_exit 2 "--chaos kill-rank=x@3" -- "$IPFSA_BIN" launch -n 6 -- campaign.yaml --chaos kill-rank=x@3
 expect_exit 2 "--chaos explode=1: unknown fault" -- "$IPFSA_BIN" launch -n 6 -- campaign.yaml --chaos explode=1

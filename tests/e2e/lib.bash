@@ -24,3 +24,19 @@ with h5py.File(sys.argv[1], "r", libver="latest", swmr=True) as f:
     print(int((r["final"][()] == 1).sum()))
 PY
 }
+# expect_exit CODE PATTERN -- command...: the command exits CODE, its stderr matches PATTERN (ERE)
+# and shows no crash. expect_exit_in "out err" ...: the same, PATTERN looked for in stdout too.
+expect_exit_in() {
+  local streams=$1 code=$2 pattern=$3
+  shift 4
+  set +e
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  set -e
+  [ "$rc" = "$code" ] || fail "$*: exit $rc, expected $code; stdout: $(cat out.txt) stderr: $(cat err.txt)"
+  local files=() s
+  for s in $streams; do files+=("$s.txt"); done
+  cat "${files[@]}" | grep -Eq -- "$pattern" || fail "$*: $streams do not match /$pattern/: $(cat "${files[@]}")"
+  if grep -Eq "Segmentation|Aborted|terminate called|internal error" err.txt; then fail "$*: crashed: $(cat err.txt)"; fi
+}
+expect_exit() { expect_exit_in err "$@"; }
